@@ -1,0 +1,170 @@
+"""The data that flows between stages: image sets and a dataset's named splits.
+
+Images are always ``uint8`` arrays of shape N×C×H×W (C = 1 or 3), labels ``int64`` of shape N.
+Optional ``groups`` hold a group id per image (patient, slide, source tile): splits must keep a
+group on one side only. Sets are saved as plain ``.npy`` files and loaded memory-mapped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["DataSplits", "ImageSet"]
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A set of uint8 images (N×C×H×W) with int64 labels and optional group ids."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise DataError(
+                f"images must be uint8 N×C×H×W, got {self.images.dtype} shape {self.images.shape}"
+            )
+        if self.images.shape[1] not in (1, 3):
+            raise DataError(f"images must have 1 or 3 channels, got {self.images.shape[1]}")
+        labels = np.asarray(self.labels)
+        if labels.shape != (self.images.shape[0],):
+            raise DataError(
+                f"labels must have shape ({self.images.shape[0]},), got {labels.shape}"
+            )
+        object.__setattr__(self, "labels", labels.astype(np.int64, copy=False))
+        if self.groups is not None and np.asarray(self.groups).shape != labels.shape:
+            raise DataError("groups must have one id per image")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of every image."""
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def counts(self, n_classes: int) -> np.ndarray:
+        """Number of images per class, length ``n_classes``."""
+        return np.bincount(self.labels, minlength=n_classes)[:n_classes]
+
+    def subset(self, index: np.ndarray | Sequence[int]) -> ImageSet:
+        """The images at ``index`` (an integer or boolean index), as a new in-memory set."""
+        idx = np.asarray(index)
+        groups = None if self.groups is None else np.asarray(self.groups)[idx]
+        return ImageSet(np.ascontiguousarray(self.images[idx]), self.labels[idx], groups)
+
+    @staticmethod
+    def concat(sets: Sequence[ImageSet]) -> ImageSet:
+        """Concatenate sets of equal image shape (groups are kept only if all have them)."""
+        if not sets:
+            raise DataError("cannot concatenate zero image sets")
+        shapes = {s.image_shape for s in sets}
+        if len(shapes) > 1:
+            raise DataError(f"cannot concatenate image sets of different shapes {sorted(shapes)}")
+        groups = None
+        if all(s.groups is not None for s in sets):
+            groups = np.concatenate([np.asarray(s.groups) for s in sets])
+        return ImageSet(
+            np.concatenate([s.images for s in sets]),
+            np.concatenate([s.labels for s in sets]),
+            groups,
+        )
+
+    def save(self, directory: Path) -> None:
+        """Write ``images.npy``, ``labels.npy`` (and ``groups.npy``) into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "images.npy", np.ascontiguousarray(self.images))
+        np.save(directory / "labels.npy", self.labels)
+        if self.groups is not None:
+            np.save(directory / "groups.npy", np.asarray(self.groups))
+
+    @classmethod
+    def load(cls, directory: Path, mmap: bool = True) -> ImageSet:
+        """Read a set written by :meth:`save`; images are memory-mapped by default."""
+        mode = "r" if mmap else None
+        groups_path = directory / "groups.npy"
+        groups = np.load(groups_path, allow_pickle=False) if groups_path.exists() else None
+        return cls(
+            np.load(directory / "images.npy", mmap_mode=mode, allow_pickle=False),
+            np.load(directory / "labels.npy", allow_pickle=False),
+            groups,
+        )
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """A prepared dataset: named splits, class names, modality and provenance.
+
+    Conventions: ``train`` is what generators are fitted on and classifiers trained on;
+    ``test`` is held-out real data (utility evaluation, DCR/authenticity reference); ``val``
+    is optional. Datasets may add more named splits (e.g. ``A2``, ``B``, ``C`` of CheXpert).
+    """
+
+    splits: Mapping[str, ImageSet]
+    class_names: tuple[str, ...]
+    modality: str
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for required in ("train", "test"):
+            if required not in self.splits:
+                raise DataError(f"a dataset must provide a {required!r} split")
+        shapes = {s.image_shape for s in self.splits.values()}
+        if len(shapes) != 1:
+            raise DataError(f"all splits must share one image shape, got {sorted(shapes)}")
+        for name, split in self.splits.items():
+            if len(split) and int(split.labels.max()) >= len(self.class_names):
+                raise DataError(
+                    f"split {name!r} has label {int(split.labels.max())} but only "
+                    f"{len(self.class_names)} class names"
+                )
+
+    def __getitem__(self, name: str) -> ImageSet:
+        if name not in self.splits:
+            raise DataError(f"no split {name!r}; available: {', '.join(self.splits)}")
+        return self.splits[name]
+
+    @property
+    def train(self) -> ImageSet:
+        return self.splits["train"]
+
+    @property
+    def test(self) -> ImageSet:
+        return self.splits["test"]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return next(iter(self.splits.values())).image_shape
+
+    def save(self, directory: Path) -> None:
+        """Write every split into ``directory/<split>/`` plus ``dataset.json``."""
+        for name, split in self.splits.items():
+            split.save(directory / name)
+        meta = {
+            "splits": list(self.splits),
+            "class_names": list(self.class_names),
+            "modality": self.modality,
+            "info": dict(self.info),
+        }
+        (directory / "dataset.json").write_text(json.dumps(meta, indent=2, default=str))
+
+    @classmethod
+    def load(cls, directory: Path) -> DataSplits:
+        """Read splits written by :meth:`save` (memory-mapped)."""
+        meta = json.loads((directory / "dataset.json").read_text())
+        splits = {name: ImageSet.load(directory / name) for name in meta["splits"]}
+        return cls(splits, tuple(meta["class_names"]), meta["modality"], meta["info"])

@@ -1,0 +1,117 @@
+"""Declared plugin parameters and their validation.
+
+A plugin lists its parameters as ``parameters = {"epochs": Param(10, int, "training epochs")}``.
+Suites are validated against these declarations before any work starts, so a typo in a suite
+fails in a second with the key path and a suggestion, not after an hour of training.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ParameterError
+
+__all__ = ["Param", "did_you_mean", "type_name", "validate_params"]
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: default value, accepted type(s), help text and optional checks.
+
+    ``default=Param.REQUIRED`` makes the parameter mandatory. ``type`` may be a type or a
+    tuple of types; ``int`` is accepted where ``float`` is declared. ``choices`` restricts
+    the value; ``check`` returns an error string (or None) for custom rules.
+    ``sweepable`` marks parameters where a list in the suite's ``sample`` table expands
+    into one entry per value.
+    """
+
+    default: Any
+    type: type | tuple[type, ...] = object
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    nullable: bool = False
+    sweepable: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: Any = _MISSING
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+def type_name(expected: type | tuple[type, ...]) -> str:
+    """Human name for a type or tuple of types ("int or float")."""
+    if isinstance(expected, tuple):
+        return " or ".join(t.__name__ for t in expected)
+    return expected.__name__
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """A ' — did you mean "x"?' suffix, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f' — did you mean "{close[0]}"?' if close else ""
+
+
+def _type_ok(value: Any, expected: type | tuple[type, ...]) -> bool:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in types and object not in types:
+        return False  # True is an int in Python, but never a valid epoch count
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, types)
+
+
+def validate_params(
+    owner: str,
+    declared: Mapping[str, Param],
+    given: Mapping[str, Any],
+    where: str,
+) -> dict[str, Any]:
+    """Check ``given`` against ``declared`` and return the full parameter dict with defaults.
+
+    ``owner`` names the plugin in messages; ``where`` is the dotted key path of the table
+    (e.g. ``generators[1].train``). Raises ParameterError naming the key, the expected
+    type and a did-you-mean for unknown keys.
+    """
+    resolved: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ParameterError(
+                f"{where}.{key}: unknown parameter for {owner}{did_you_mean(key, declared)} "
+                f"(known parameters: {known})"
+            )
+        spec = declared[key]
+        if value is None and spec.nullable:
+            resolved[key] = None
+            continue
+        if not _type_ok(value, spec.type):
+            raise ParameterError(
+                f"{where}.{key}: {owner} expects {type_name(spec.type)}, "
+                f"got {type(value).__name__} {value!r}"
+            )
+        if spec.choices is not None and value not in spec.choices:
+            options = ", ".join(repr(c) for c in spec.choices)
+            raise ParameterError(
+                f"{where}.{key}: {value!r} is not one of {options}"
+                f"{did_you_mean(str(value), [str(c) for c in spec.choices])}"
+            )
+        if spec.check is not None:
+            problem = spec.check(value)
+            if problem:
+                raise ParameterError(f"{where}.{key}: {problem}")
+        resolved[key] = value
+    for key, spec in declared.items():
+        if key in resolved:
+            continue
+        if spec.required:
+            raise ParameterError(f"{where}.{key}: required parameter of {owner} is missing")
+        resolved[key] = spec.default
+    return resolved

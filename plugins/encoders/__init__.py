@@ -1,0 +1,16 @@
+"""First-party encoders plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medsynbench import hookimpl
+
+PLUGINS: list[type] = []
+
+
+@hookimpl
+def register_encoders(register: Any) -> None:
+    """Register every first-party encoder plugin."""
+    for cls in PLUGINS:
+        register(cls)

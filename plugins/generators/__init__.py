@@ -1,0 +1,16 @@
+"""First-party generators plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medsynbench import hookimpl
+
+PLUGINS: list[type] = []
+
+
+@hookimpl
+def register_generators(register: Any) -> None:
+    """Register every first-party generator plugin."""
+    for cls in PLUGINS:
+        register(cls)
