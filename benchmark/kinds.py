@@ -217,13 +217,22 @@ class MetricInputs:
     real_labels: np.ndarray
     synthetic_labels: np.ndarray
     class_names: tuple[str, ...]
+    # What the arrays hold: encoder features (N×d float), encoder codes (N×L int) or raw
+    # uint8 images (N×C×H×W) for metrics whose ``input`` is "images".
+    representation: Literal["features", "codes", "images"] = "features"
+    encoder: str | None = None
 
 
 class Metric(Plugin):
-    """Computes named quantities from real and synthetic representations."""
+    """Computes named quantities from real and synthetic representations.
+
+    ``input`` says what the runner must feed: "features" or "codes" (from the metric's
+    encoder; "any" accepts both, e.g. kNN privacy in Euclidean or Hamming space) or "images"
+    (no encoder). The runner refuses a metric/encoder pairing whose output does not match.
+    """
 
     kind: ClassVar[str] = "metric"
-    input: ClassVar[Literal["features", "codes", "images"]] = "features"
+    input: ClassVar[Literal["features", "codes", "any", "images"]] = "features"
     quantities: ClassVar[Mapping[str, Quantity]] = {}
     default_encoder: ClassVar[str | None] = "efficientnet-lite0"
 
