@@ -8,6 +8,10 @@ from medsynbench import hookimpl
 
 PLUGINS: list[type] = []
 
+from .baselines import ClassicalAugment, CopyReal, Noise  # noqa: E402
+
+PLUGINS.extend([CopyReal, ClassicalAugment, Noise])
+
 
 @hookimpl
 def register_generators(register: Any) -> None:
