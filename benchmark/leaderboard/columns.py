@@ -14,8 +14,8 @@ from typing import Any
 
 __all__ = [
     "AXIS_ORDER",
-    "EFFICIENCY_FIELDS",
     "CORRELATED_AXES",
+    "EFFICIENCY_FIELDS",
     "Column",
     "efficiency_columns",
     "format_number",

@@ -42,7 +42,7 @@ UTILITY_PRIORITY: tuple[str, ...] = (
 
 def is_ok(entry: Mapping[str, Any]) -> bool:
     """True when the entry ran to completion (``status == "ok"``)."""
-    return entry.get("status", "ok") == "ok"
+    return bool(entry.get("status", "ok") == "ok")
 
 
 def _finite(value: Any) -> float | None:
