@@ -1,4 +1,5 @@
-"""First-party encoders plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+"""First-party encoder plugins. Each module's classes are listed in ``PLUGINS``; the hook
+registers them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 from medsynbench import hookimpl
 
-PLUGINS: list[type] = []
+from .efficientnet_lite import EfficientNetLite0
+
+PLUGINS: list[type] = [EfficientNetLite0]
 
 
 @hookimpl
