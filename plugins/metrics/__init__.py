@@ -1,4 +1,9 @@
-"""First-party metrics plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+"""First-party metric plugins, listed in ``PLUGINS`` and registered by the hook below.
+
+The computations live in plain functions (re-exported as :mod:`medsynbench.metrics`):
+``frechet`` (FID, KID), ``manifold`` (PRDC, kNN privacy), ``memorisation`` (DCR,
+authenticity), ``variety`` (mean-image JPEG size) on the chunked kNN engine in ``knn``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,26 @@ from typing import Any
 
 from medsynbench import hookimpl
 
+from .builtin import (
+    AuthenticityMetric,
+    DCRMetric,
+    FIDMetric,
+    KIDMetric,
+    KNNPrivacyMetric,
+    MeanImageJPEGMetric,
+    PRDCMetric,
+)
+
 PLUGINS: list[type] = []
+PLUGINS.extend([
+    FIDMetric,
+    KIDMetric,
+    PRDCMetric,
+    KNNPrivacyMetric,
+    DCRMetric,
+    AuthenticityMetric,
+    MeanImageJPEGMetric,
+])
 
 
 @hookimpl

@@ -1,0 +1,113 @@
+"""Fréchet distance (FID) and kernel distance (KID) on encoder features.
+
+FID = ‖μ_r − μ_f‖² + tr Σ_r + tr Σ_f − 2 tr √(Σ_r Σ_f), in float64. The trace of the matrix
+square root is Σ √λ over the eigenvalues λ of Σ_r Σ_f, obtained from the symmetric PSD matrix
+Σ_r^½ Σ_f Σ_r^½ (same eigenvalues, two symmetric eigendecompositions, no scipy ``sqrtm``).
+Covariances use the unbiased N−1 normalisation (as ``numpy.cov``, pytorch-fid, torch-fidelity).
+
+KID is the unbiased MMD² with the polynomial kernel k(x, y) = (xᵀy / d + 1)³, averaged over
+``subsets`` random subsets (without replacement) of m = min(subset_size, N_real, N_fake) points
+of each set (Bińkowski et al. 2018; torch-fidelity's formula). The subsets are drawn with
+``rng = numpy.random.default_rng(seed)``: for each subset, first the real indices
+``rng.choice(N_real, m, replace=False)``, then the fake ones likewise. ``kid_std`` is the
+population standard deviation (ddof = 0) of the per-subset estimates, as torch-fidelity reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from medsynbench.errors import DataError, ParameterError
+
+from ._inputs import ArrayLike, as_features, check_dims, check_pair, resolve_device, warn
+
+__all__ = ["feature_statistics", "fid", "frechet_distance", "kid"]
+
+
+def feature_statistics(features: torch.Tensor, name: str = "features"
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased covariance (float64) of N×d features; warns when N < d."""
+    n, d = features.shape
+    if n < 2:
+        raise DataError(f"{name} has {n} sample(s); a covariance needs at least 2")
+    if n < d:
+        warn(f"{name} has N={n} samples for d={d} feature dimensions: the covariance estimate "
+             f"is rank-deficient (rank ≤ {n - 1}), so FID is biased and not comparable with "
+             f"FIDs computed from ≥ d samples; use at least {d} images per set")
+    mu = features.mean(dim=0)
+    centred = features - mu
+    sigma = centred.T @ centred / (n - 1)
+    return mu, sigma
+
+
+def _sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
+    eigvals, eigvecs = torch.linalg.eigh(sigma)
+    return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
+
+
+def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike,
+                     *, device: str = "auto") -> float:
+    """Fréchet distance between two Gaussians given their means and covariances."""
+    dev = resolve_device(device)
+    m1, m2 = (torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m)
+              .to(dev, torch.float64) for m in (mu1, mu2))
+    s1, s2 = (torch.as_tensor(np.asarray(s) if not isinstance(s, torch.Tensor) else s)
+              .to(dev, torch.float64) for s in (sigma1, sigma2))
+    d = m1.shape[0]
+    if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise DataError(f"statistics do not match: mu1 {tuple(m1.shape)}, mu2 {tuple(m2.shape)}, "
+                        f"sigma1 {tuple(s1.shape)}, sigma2 {tuple(s2.shape)}")
+    root1 = _sqrt_psd((s1 + s1.T) / 2)
+    middle = root1 @ s2 @ root1
+    eigvals = torch.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = eigvals.clamp(min=0).sqrt().sum()
+    diff = m1 - m2
+    value = diff @ diff + torch.trace(s1) + torch.trace(s2) - 2 * trace_sqrt
+    return float(value)
+
+
+def _pair(real: ArrayLike, fake: ArrayLike, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    dev = resolve_device(device)
+    check_pair(real, fake, ("real", "fake"))
+    r = as_features(real, "real", dev)
+    f = as_features(fake, "fake", dev)
+    check_dims(r, f, ("real", "fake"), "feature dimensions")
+    return r, f
+
+
+def fid(real: ArrayLike, fake: ArrayLike, *, device: str = "auto") -> float:
+    """Fréchet Inception Distance between N×d real and M×d fake features (float64)."""
+    r, f = _pair(real, fake, device)
+    mu1, sigma1 = feature_statistics(r, "real")
+    mu2, sigma2 = feature_statistics(f, "fake")
+    return frechet_distance(mu1, sigma1, mu2, sigma2, device=str(r.device))
+
+
+def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
+    m, d = x.shape
+    k_xx = (x @ x.T / d + 1) ** 3
+    k_yy = (y @ y.T / d + 1) ** 3
+    k_xy = (x @ y.T / d + 1) ** 3
+    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum())
+    return float(within / (m * (m - 1)) - 2 * k_xy.sum() / (m * m))
+
+
+def kid(real: ArrayLike, fake: ArrayLike, *, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0, device: str = "auto") -> dict[str, float]:
+    """Kernel Inception Distance: ``{"kid_mean", "kid_std"}`` over ``subsets`` random subsets."""
+    if isinstance(subsets, bool) or not isinstance(subsets, int) or subsets < 1:
+        raise ParameterError(f"subsets={subsets!r}: must be a positive integer")
+    if isinstance(subset_size, bool) or not isinstance(subset_size, int) or subset_size < 2:
+        raise ParameterError(f"subset_size={subset_size!r}: must be an integer ≥ 2")
+    r, f = _pair(real, fake, device)
+    m = min(subset_size, r.shape[0], f.shape[0])
+    if m < 2:
+        raise DataError(f"KID needs at least 2 samples per set, got real={r.shape[0]}, "
+                        f"fake={f.shape[0]}")
+    rng = np.random.default_rng(seed)
+    estimates = np.empty(subsets)
+    for i in range(subsets):
+        real_idx = torch.from_numpy(rng.choice(r.shape[0], m, replace=False)).to(r.device)
+        fake_idx = torch.from_numpy(rng.choice(f.shape[0], m, replace=False)).to(f.device)
+        estimates[i] = _mmd2_unbiased(f[fake_idx], r[real_idx])
+    return {"kid_mean": float(estimates.mean()), "kid_std": float(estimates.std())}
