@@ -1,0 +1,159 @@
+"""The ``medsynbench`` command line.
+
+    medsynbench run SUITE.toml [--out DIR] [--device auto|cpu|cuda] [--force STAGE] [--only ENTRY]
+    medsynbench validate SUITE.toml...
+    medsynbench plugins [--json]
+    medsynbench list KIND
+    medsynbench leaderboard RESULTS.json... --out DIR      (and: leaderboard publish)
+
+Plugins add commands through the ``register_commands`` hook (e.g. ``medsynbench data info``).
+User errors print one message and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import MedSynBenchError
+from .kinds import KINDS
+from .params import did_you_mean
+from .registry import get_registry
+
+__all__ = ["build_parser", "main"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .progress import ProgressUI
+    from .runner import STAGES, Runner
+    from .suite import load_suite
+
+    bad = [s for s in args.force if s not in STAGES]
+    if bad:
+        raise MedSynBenchError(f"--force {bad[0]!r}: unknown stage{did_you_mean(bad[0], STAGES)}; stages: {', '.join(STAGES)}")
+    registry = get_registry()
+    suite = load_suite(args.suite, registry)
+    out_dir = Path(args.out).expanduser() if args.out else suite.output_dir
+    cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else suite.cache_dir
+    console = Console(stderr=True)
+    device = args.device or suite.device
+    with ProgressUI(console, enabled=not args.quiet) as ui:
+        runner = Runner(suite, registry, out_dir, cache_dir, device, tuple(args.force), tuple(args.only), ui, args.debug)
+        results = runner.run()
+    failed = [e for e in results["entries"] if e["status"] != "ok"]
+    console.print(f"[bold]{suite.name}[/bold]: {len(results['entries'])} entries, "
+                  f"wall {results['manifest']['wall_seconds']:.1f}s → {out_dir / 'results.json'}")
+    print((out_dir / "leaderboard.md").read_text())
+    if failed:
+        console.print(f"[red]{len(failed)} entr{'y' if len(failed) == 1 else 'ies'} failed:[/red]")
+        for entry in failed:
+            console.print(f"  - {entry['name']} ({entry['failed_stage']}): {entry['error'].splitlines()[0]}", markup=False)
+        return 1
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .suite import load_suite
+
+    registry = get_registry()
+    status = 0
+    for path in args.suites:
+        try:
+            suite = load_suite(path, registry)
+        except MedSynBenchError as exc:
+            print(f"✗ {exc}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"✓ {path}: suite {suite.name!r}, {len(suite.entries)} entries, "
+              f"{len(suite.metrics)} metrics, {len(suite.tasks)} tasks, hash {suite.hash[:12]}")
+    return status
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    infos = get_registry().infos()
+    if args.json:
+        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        return 0
+    table = Table("kind", "name", "version", "distribution", "description")
+    for info in infos:
+        table.add_row(info.kind, info.name, info.version,
+                      f"{info.distribution} {info.distribution_version}", info.description)
+    Console().print(table)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    kind = args.kind[:-1] if args.kind.endswith("s") else args.kind
+    registry = get_registry()
+    registry.names(kind)  # raises with a did-you-mean for an unknown kind
+    for info in registry.infos([kind]):
+        print(f"{info.name:<24} {info.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, including commands added by plugins."""
+    parser = argparse.ArgumentParser(prog="medsynbench", description="Is this synthetic medical image data useful?")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite and write results.json, results.csv, leaderboard.md")
+    run.add_argument("suite", type=Path)
+    run.add_argument("--out", help="output directory (default: [output] dir of the suite)")
+    run.add_argument("--cache-dir", help="stage cache (default: OUT/cache)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the suite's device")
+    run.add_argument("--force", action="append", default=[], metavar="STAGE",
+                     help="recompute STAGE and every later stage (repeatable)")
+    run.add_argument("--only", action="append", default=[], metavar="ENTRY", help="run only ENTRY (repeatable)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check suite files without running them")
+    validate.add_argument("suites", nargs="+", type=Path)
+    validate.set_defaults(func=_cmd_validate)
+
+    plugins = sub.add_parser("plugins", help="list every plugin with its distribution and version")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=_cmd_plugins)
+
+    lister = sub.add_parser("list", help="list plugins of one kind (datasets, generators, encoders, metrics, tasks)")
+    lister.add_argument("kind")
+    lister.set_defaults(func=_cmd_list)
+
+    try:  # TODO(lead): plain import once medsynbench.leaderboard.cli has landed
+        from .leaderboard import cli as leaderboard_cli
+    except ImportError:
+        leaderboard_cli = None
+    if leaderboard_cli is not None:
+        leaderboard_cli.add_parser(sub)
+    get_registry().hook.register_commands(subparsers=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        args = build_parser().parse_args(args_list)
+        result: Any = args.func(args)
+        return int(result or 0)
+    except MedSynBenchError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted — re-run the same command to resume from the completed stages", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
