@@ -12,6 +12,10 @@ from .baselines import ClassicalAugment, CopyReal, Noise  # noqa: E402
 
 PLUGINS.extend([CopyReal, ClassicalAugment, Noise])
 
+from .vqvae2 import VQVAE2  # noqa: E402
+
+PLUGINS.append(VQVAE2)
+
 
 @hookimpl
 def register_generators(register: Any) -> None:

@@ -161,11 +161,11 @@ def resolve_preset(
     presets: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any], preset_key: str = "preset"
 ) -> dict[str, Any]:
     """Merge a preset's values with explicitly given parameters (``None`` = use the preset)."""
-    preset = dict(presets[params[preset_key]])
+    merged = dict(presets[params[preset_key]])
     for key, value in params.items():
-        if value is not None:
-            preset[key] = value
-    return preset
+        if value is not None or key not in merged:
+            merged[key] = value
+    return merged
 
 
 # --------------------------------------------------------------------------- checkpoints

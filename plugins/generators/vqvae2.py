@@ -1,0 +1,417 @@
+"""``vqvae2``: two-level VQ-VAE-2 (Razavi et al. 2019) with gated PixelCNN priors.
+
+As in the pathology study (Nan et al.), one model is fitted per class by default
+(``per_class = true``); ``per_class = false`` fits one model with class-conditional priors.
+Each model is trained in three stages, each resumable: the autoencoder (bottom codes at 1/4,
+top codes at 1/8 of the image size, EMA codebooks), the top prior p(top), and the bottom prior
+p(bottom | top). Sampling draws new code maps from the priors and decodes them, so samples
+are new images, not reconstructions.
+
+Presets: ``tiny`` (CPU, a few seconds on a 16-32 px toy set) and ``paper`` (the VQ-VAE-2
+settings of the studies scaled to one GPU); any parameter given explicitly overrides the preset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from medsynbench.data import ImageSet
+from medsynbench.errors import GeneratorError
+from medsynbench.kinds import Generator, RunContext
+from medsynbench.params import Param
+from torch import nn
+
+from .pixelcnn import GatedPixelCNN
+from .training import (
+    Trainer,
+    autocast,
+    batch_iterator,
+    check_counts,
+    from_unit,
+    load_checkpoint,
+    measure_sampling,
+    prepare_module,
+    require_fitted,
+    resolve_device,
+    resolve_preset,
+    save_checkpoint,
+    to_unit,
+    torch_generator,
+)
+from .vq import ConvDecoder, ConvEncoder, VectorQuantizerEMA
+
+__all__ = ["VQVAE2", "VQVAE2Model", "dihedral"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "channels": 32,
+        "res_channels": 8,
+        "n_res": 1,
+        "codebook_size": 32,
+        "code_dim": 16,
+        "vq_steps": 80,
+        "vq_lr": 2e-3,
+        "prior_channels": 24,
+        "prior_layers": 3,
+        "prior_steps": 60,
+        "prior_lr": 3e-3,
+        "batch_size": 16,
+    },
+    "paper": {
+        "channels": 128,
+        "res_channels": 64,
+        "n_res": 2,
+        "codebook_size": 512,
+        "code_dim": 64,
+        "vq_steps": 20000,
+        "vq_lr": 3e-4,
+        "prior_channels": 128,
+        "prior_layers": 12,
+        "prior_steps": 20000,
+        "prior_lr": 3e-4,
+        "batch_size": 64,
+    },
+}
+
+
+def _positive(value: Any) -> str | None:
+    return None if value is None or value > 0 else f"must be > 0, got {value!r}"
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 flips/90° rotations of a batch (k in 0..7); label-preserving for tissue."""
+    out = torch.rot90(x, k % 4, dims=(-2, -1))
+    return out.flip(-1) if k >= 4 else out
+
+
+class VQVAE2Model(nn.Module):
+    """Top/bottom VQ-VAE-2 autoencoder; ``forward`` → (reconstruction, vq loss)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        res_channels: int,
+        n_res: int,
+        codebook_size: int,
+        code_dim: int,
+    ) -> None:
+        super().__init__()
+        self.enc_b = ConvEncoder(in_channels, channels, res_channels, n_res, 4)
+        self.enc_t = ConvEncoder(channels, channels, res_channels, n_res, 2)
+        self.pre_t = nn.Conv2d(channels, code_dim, 1)
+        self.quant_t = VectorQuantizerEMA(codebook_size, code_dim)
+        self.dec_t = ConvDecoder(code_dim, code_dim, channels, res_channels, n_res, 2)
+        self.pre_b = nn.Conv2d(code_dim + channels, code_dim, 1)
+        self.quant_b = VectorQuantizerEMA(codebook_size, code_dim)
+        self.up_t = nn.ConvTranspose2d(code_dim, code_dim, 4, stride=2, padding=1)
+        self.dec = ConvDecoder(2 * code_dim, in_channels, channels, res_channels, n_res, 4)
+
+    def encode(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(top quant, bottom quant, vq loss, top codes, bottom codes)."""
+        h_b = self.enc_b(x)
+        h_t = self.enc_t(h_b)
+        q_t, loss_t, codes_t, _ = self.quant_t(self.pre_t(h_t))
+        h_b = torch.cat([self.dec_t(q_t).to(h_b.dtype), h_b], dim=1)
+        q_b, loss_b, codes_b, _ = self.quant_b(self.pre_b(h_b))
+        return q_t, q_b, loss_t + loss_b, codes_t, codes_b
+
+    def decode(self, q_t: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
+        return self.dec(torch.cat([self.up_t(q_t), q_b], dim=1))
+
+    def decode_codes(self, codes_t: torch.Tensor, codes_b: torch.Tensor) -> torch.Tensor:
+        """Images from top and bottom code maps."""
+        return self.decode(self.quant_t.embed(codes_t), self.quant_b.embed(codes_b))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q_t, q_b, loss, _, _ = self.encode(x)
+        return self.decode(q_t, q_b), loss
+
+
+class _Part(nn.Module):
+    """One fitted unit: the autoencoder and its two priors."""
+
+    def __init__(self, cfg: Mapping[str, Any], in_channels: int, n_classes: int) -> None:
+        super().__init__()
+        k = cfg["codebook_size"]
+        self.vae = VQVAE2Model(
+            in_channels, cfg["channels"], cfg["res_channels"], cfg["n_res"], k, cfg["code_dim"]
+        )
+        dim, layers = cfg["prior_channels"], cfg["prior_layers"]
+        self.top = GatedPixelCNN(k, dim, layers, n_classes=n_classes)
+        self.bottom = GatedPixelCNN(k, dim, layers, n_classes=n_classes, cond_codes=k)
+
+
+class VQVAE2(Generator):
+    """Two-level VQ-VAE-2 with PixelCNN priors; one model per class by default."""
+
+    name = "vqvae2"
+    version = "0.1.0"
+    description = "VQ-VAE-2 (top/bottom EMA codebooks) + gated PixelCNN priors, one per class"
+    parameters: ClassVar[Mapping[str, Param]] = {
+        "preset": Param("paper", str, "tiny (CPU tests) or paper (GPU)", choices=("tiny", "paper")),
+        "per_class": Param(True, bool, "one model per class (Nan et al.) or one conditional"),
+        "augment": Param(True, bool, "random flips/90° rotations while training"),
+        "max_train_seconds": Param(
+            None,
+            float,
+            "stop training early after this many seconds",
+            nullable=True,
+            check=_positive,
+        ),
+        **{
+            key: Param(
+                None,
+                type(value) if not isinstance(value, float) else float,
+                f"overrides the preset's {key}",
+                nullable=True,
+                check=_positive,
+            )
+            for key, value in PRESETS["paper"].items()
+        },
+    }
+    sample_parameters: ClassVar[Mapping[str, Param]] = {
+        "temperature": Param(
+            1.0, float, "prior softmax temperature", check=_positive, sweepable=True
+        ),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.config = resolve_preset(PRESETS, self.params)
+        self.parts: nn.ModuleList | None = None
+        self.meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ fit
+    def _config(self, image_shape: Sequence[int], n_classes: int) -> dict[str, Any]:
+        return {**self.config, "image_shape": list(image_shape), "n_classes": n_classes}
+
+    def _build(self, image_shape: Sequence[int], n_classes: int) -> nn.ModuleList:
+        c, h, w = image_shape
+        if h % 8 or w % 8:
+            raise GeneratorError(
+                f"generator 'vqvae2': image size {h}×{w} must be divisible by 8 (top codes are "
+                "at 1/8 resolution); resize the dataset (its `resolution` parameter)"
+            )
+        n_parts = n_classes if self.config["per_class"] else 1
+        cond = 0 if self.config["per_class"] else n_classes
+        return nn.ModuleList([_Part(self.config, c, cond) for _ in range(n_parts)])
+
+    def fit(
+        self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
+    ) -> Mapping[str, Any]:
+        n_classes = len(class_names)
+        cfg = self._config(train.image_shape, n_classes)
+        device = resolve_device(ctx)
+        torch.manual_seed(ctx.seed)  # initial weights and codebook restarts
+        parts = self._build(train.image_shape, n_classes)
+        prepare_module(parts, device)
+        work = ctx.child(workdir=Path(workdir))
+        steps, seconds, losses = 0, 0.0, {}
+        n_stages = 3 * len(parts)
+        budget = self.config["max_train_seconds"]
+        for index, part in enumerate(parts):
+            if self.config["per_class"]:
+                subset = train.subset(np.flatnonzero(train.labels == index))
+                if len(subset) == 0:
+                    raise GeneratorError(
+                        f"generator 'vqvae2': class {class_names[index]!r} has no training images "
+                        "but per_class = true needs some; drop the class or set per_class = false"
+                    )
+            else:
+                subset = train
+            tag = f"class{index}" if self.config["per_class"] else "all"
+            for stage in self._stages(part, subset, cfg, work, device, tag, budget, n_stages):
+                steps += stage["steps"]
+                seconds += stage["seconds"]
+                losses = {f"{tag}.{k}": v for k, v in stage["losses"].items()} | losses
+        self.parts, self.meta = parts, {"config": cfg}
+        save_checkpoint(Path(workdir) / "vqvae2.pt", self.name, cfg, {"state": parts.state_dict()})
+        final = float(np.mean([v for k, v in losses.items() if k.endswith("recon")] or [0.0]))
+        return {
+            "steps": steps,
+            "train_seconds": seconds,
+            "final_loss": final,
+            "final_losses": losses,
+        }
+
+    def _stages(
+        self,
+        part: _Part,
+        subset: ImageSet,
+        cfg: Mapping[str, Any],
+        ctx: RunContext,
+        device: torch.device,
+        tag: str,
+        budget: float | None,
+        n_stages: int,
+    ) -> list[dict[str, Any]]:
+        c = self.config
+        limit = None if budget is None else budget / n_stages
+        images = torch.as_tensor(np.asarray(subset.images))
+        labels = torch.as_tensor(subset.labels)
+        conditional = not c["per_class"]
+        vae_opt = torch.optim.Adam(part.vae.parameters(), lr=c["vq_lr"])
+        vae_trainer = Trainer(
+            self.name,
+            cfg,
+            ctx,
+            {"vae": part.vae},
+            {"vae": vae_opt},
+            c["vq_steps"],
+            tag=f"{tag}-vqvae",
+            max_seconds=limit,
+            description=f"vqvae2 {tag} autoencoder",
+        )
+        batches = batch_iterator(len(images), c["batch_size"], vae_trainer.data_rng)
+
+        def vae_step(step: int) -> dict[str, torch.Tensor]:
+            idx = next(batches)
+            x = to_unit(images[idx], device)
+            if c["augment"]:
+                x = dihedral(x, int(torch.randint(8, (1,), generator=vae_trainer.data_rng)))
+            with vae_trainer.autocast():
+                recon, vq_loss = part.vae(x)
+                recon_loss = F.mse_loss(recon.float(), x)
+                loss = recon_loss + vq_loss
+            vae_trainer.backward(loss, vae_opt)
+            return {"recon": recon_loss, "vq": vq_loss}
+
+        results = [vae_trainer.run(vae_step)]
+        codes_t, codes_b, code_labels = self._encode_all(part.vae, images, labels, device)
+        for which, prior in (("top", part.top), ("bottom", part.bottom)):
+            opt = torch.optim.Adam(prior.parameters(), lr=c["prior_lr"])
+            trainer = Trainer(
+                self.name,
+                cfg,
+                ctx,
+                {which: prior},
+                {which: opt},
+                c["prior_steps"],
+                tag=f"{tag}-{which}",
+                max_seconds=limit,
+                description=f"vqvae2 {tag} {which} prior",
+            )
+            rows = batch_iterator(len(codes_t), c["batch_size"], trainer.data_rng)
+
+            def prior_step(
+                step: int,
+                which: str = which,
+                prior: GatedPixelCNN = prior,
+                opt: torch.optim.Optimizer = opt,
+                trainer: Trainer = trainer,
+                rows: Any = rows,
+            ) -> dict[str, torch.Tensor]:
+                idx = next(rows)
+                y = code_labels[idx].to(device) if conditional else None
+                t = codes_t[idx].to(device)
+                with trainer.autocast():
+                    if which == "top":
+                        loss = prior.loss(t, y)
+                    else:
+                        loss = prior.loss(codes_b[idx].to(device), y, t)
+                trainer.backward(loss, opt, clip=1.0)
+                return {"nll": loss}
+
+            results.append(trainer.run(prior_step))
+        return results
+
+    @torch.no_grad()
+    def _encode_all(
+        self, vae: VQVAE2Model, images: torch.Tensor, labels: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Code maps of the training images (all 8 dihedral views when augmenting)."""
+        vae.eval()
+        views = range(8) if self.config["augment"] else range(1)
+        tops, bottoms, ys = [], [], []
+        for start in range(0, len(images), 256):
+            x = to_unit(images[start : start + 256], device)
+            for k in views:
+                with autocast(device):
+                    _, _, _, t, b = vae.encode(dihedral(x, k))
+                tops.append(t.cpu())
+                bottoms.append(b.cpu())
+                ys.append(labels[start : start + 256])
+        return torch.cat(tops), torch.cat(bottoms), torch.cat(ys)
+
+    # ------------------------------------------------------------------ load / sample
+    def load(self, workdir: Path, ctx: RunContext) -> None:
+        path = Path(workdir) / "vqvae2.pt"
+        if not path.is_file():
+            raise GeneratorError(f"generator 'vqvae2': no checkpoint at {path}; run fit() first")
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("config", {})
+        shape, n_classes = saved.get("image_shape"), saved.get("n_classes")
+        if shape is None or n_classes is None:
+            raise GeneratorError(f"generator 'vqvae2': {path} lacks image_shape/n_classes")
+        cfg = self._config(shape, int(n_classes))
+        data = load_checkpoint(path, self.name, cfg)
+        parts = self._build(shape, int(n_classes))
+        parts.load_state_dict(data["state"])
+        self.parts = prepare_module(parts, resolve_device(ctx)).eval()  # type: ignore[assignment]
+        self.meta = {"config": cfg}
+
+    @torch.no_grad()
+    def _sample_class(
+        self,
+        cls: int,
+        n: int,
+        seed: int,
+        device: torch.device,
+        temperature: float,
+        batch: int = 256,
+    ) -> np.ndarray:
+        assert self.parts is not None
+        cfg = self.meta["config"]
+        _, h, w = cfg["image_shape"]
+        part: _Part = self.parts[cls if cfg["per_class"] else 0]  # type: ignore[assignment]
+        out = []
+        for chunk, start in enumerate(range(0, n, batch)):
+            size = min(batch, n - start)
+            gen = torch_generator(seed, cls, chunk)
+            y = None if cfg["per_class"] else torch.full((size,), cls, device=device)
+            with autocast(device):
+                top = part.top.sample(
+                    size, (h // 8, w // 8), gen, device, y, temperature=temperature
+                )
+                bottom = part.bottom.sample(
+                    size, (h // 4, w // 4), gen, device, y, top, temperature=temperature
+                )
+                out.append(from_unit(part.vae.decode_codes(top, bottom)))
+        return np.concatenate(out)
+
+    def sample(
+        self, counts: Sequence[int], seed: int, ctx: RunContext, **sample_params: Any
+    ) -> ImageSet:
+        require_fitted(self.parts, self.name)
+        params = self.validate_sample(sample_params)
+        n_classes = int(self.meta["config"]["n_classes"])
+        counts = check_counts(counts, n_classes, self.name)
+        device = resolve_device(ctx)
+        self.parts.to(device).eval()  # type: ignore[union-attr]
+        images, labels = [], []
+        with ctx.progress("vqvae2 sampling", total=sum(counts)) as task:
+            for cls, n in enumerate(counts):
+                if n:
+                    images.append(self._sample_class(cls, n, seed, device, params["temperature"]))
+                    labels.append(np.full(n, cls, dtype=np.int64))
+                    task.advance(n)
+        return ImageSet(np.concatenate(images), np.concatenate(labels))
+
+    def efficiency(self, ctx: RunContext, image_shape: tuple[int, int, int]) -> dict[str, float]:
+        """Peak GPU memory (MB) to sample 8 images and seconds per 1000 images."""
+        require_fitted(self.parts, self.name)
+        device = resolve_device(ctx)
+        self.parts.to(device)  # type: ignore[union-attr]
+        result = measure_sampling(
+            lambda n: self._sample_class(0, n, 0, device, 1.0),
+            device,
+            n_timed=64 if device.type == "cuda" else 8,
+        )
+        return result  # type: ignore[return-value]  # memory is None on CPU
