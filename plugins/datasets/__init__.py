@@ -1,4 +1,4 @@
-"""First-party datasets plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+"""First-party dataset plugins, registered by the ``register_datasets`` hook below."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any
 
 from medsynbench import hookimpl
 
-PLUGINS: list[type] = []
+from .phantom_xray import PhantomXray
+
+PLUGINS: list[type] = [PhantomXray]
 
 
 @hookimpl

@@ -1,0 +1,115 @@
+"""Bias tools for the X-ray shortcut experiment: burn in an "R" marker, crop the marker region.
+
+The Nan et al. chest X-ray study found that generators reproduce the burned-in laterality
+marker ("R") of the Kaggle pediatric set, and that a classifier can use it as a shortcut; its
+re-evaluation cropped the image border where the markers sit. These helpers do both on uint8
+N×C×H×W arrays so that any X-ray dataset (phantom or real) can be probed the same way.
+
+Marker placement is expressed as *slots*: named corners of the image. A dataset that makes the
+marker class-dependent gives every class its own slot (see :data:`CLASS_SLOTS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from medsynbench.errors import ParameterError
+from PIL import Image
+
+__all__ = [
+    "CLASS_SLOTS",
+    "SLOTS",
+    "burn_marker",
+    "crop_border",
+    "marker_box",
+]
+
+# A 5×7 bitmap of the letter "R" (1 = ink); scaled with np.kron to the image size.
+_GLYPH_R = np.array(
+    [
+        [1, 1, 1, 1, 0],
+        [1, 0, 0, 0, 1],
+        [1, 0, 0, 0, 1],
+        [1, 1, 1, 1, 0],
+        [1, 0, 1, 0, 0],
+        [1, 0, 0, 1, 0],
+        [1, 0, 0, 0, 1],
+    ],
+    dtype=bool,
+)
+
+SLOTS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
+# Class c's marker sits in slot CLASS_SLOTS[c]: normal top-left, pneumonia top-right, effusion
+# bottom-left. The corners lie outside the phantom's torso, as real markers lie off the body.
+CLASS_SLOTS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+_MARGIN = 0.05  # of the image side, between the marker and the border
+_HEIGHT = 0.11  # marker height as a fraction of the image side
+
+
+def _glyph(side: int) -> np.ndarray:
+    scale = max(1, round(side * _HEIGHT / _GLYPH_R.shape[0]))
+    return np.kron(_GLYPH_R, np.ones((scale, scale), dtype=bool))
+
+
+def marker_box(side: int, slot: str) -> tuple[int, int, int, int]:
+    """(top, left, height, width) in pixels of the marker in ``slot`` for a square image."""
+    if slot not in SLOTS:
+        raise ParameterError(f"unknown marker slot {slot!r}; slots: {', '.join(SLOTS)}")
+    glyph = _glyph(side)
+    h, w = glyph.shape
+    margin = max(1, round(side * _MARGIN))
+    top = margin if slot.startswith("top") else side - margin - h
+    left = margin if slot.endswith("left") else side - margin - w
+    return top, left, h, w
+
+
+def burn_marker(
+    images: np.ndarray,
+    slots: Sequence[str | None],
+    value: int = 250,
+    jitter: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return a copy of uint8 N×C×H×W ``images`` with an "R" burned into ``slots[i]``.
+
+    ``None`` leaves image ``i`` unmarked. ``jitter`` (N×2 integer pixel offsets, optional)
+    moves each marker a little so that its position is not a single fixed pixel pattern.
+    """
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ParameterError(f"burn_marker expects uint8 N×C×H×W images, got {images.shape}")
+    if len(slots) != images.shape[0]:
+        raise ParameterError(f"burn_marker got {len(slots)} slots for {images.shape[0]} images")
+    out = np.array(images, copy=True)
+    side = min(images.shape[2], images.shape[3])
+    glyph = _glyph(side)
+    for i, slot in enumerate(slots):
+        if slot is None:
+            continue
+        top, left, h, w = marker_box(side, slot)
+        if jitter is not None:
+            top = int(np.clip(top + jitter[i, 0], 0, images.shape[2] - h))
+            left = int(np.clip(left + jitter[i, 1], 0, images.shape[3] - w))
+        region = out[i, :, top : top + h, left : left + w]
+        region[:, glyph] = value
+    return out
+
+
+def crop_border(images: np.ndarray, fraction: float) -> np.ndarray:
+    """Cut ``fraction`` of the side off every border and resize back (the "cropped X-ray").
+
+    With the default marker geometry, ``fraction >= 0.17`` removes every corner marker.
+    Resizing uses Pillow's antialiased bicubic filter so the output keeps the input shape.
+    """
+    if not 0.0 <= fraction < 0.5:
+        raise ParameterError(f"crop fraction must be in [0, 0.5), got {fraction}")
+    if fraction == 0.0:
+        return images
+    n, c, h, w = images.shape
+    dy, dx = round(h * fraction), round(w * fraction)
+    out = np.empty_like(images)
+    for i in range(n):
+        for ch in range(c):
+            crop = Image.fromarray(np.ascontiguousarray(images[i, ch, dy : h - dy, dx : w - dx]))
+            out[i, ch] = np.asarray(crop.resize((w, h), Image.Resampling.BICUBIC))
+    return out
