@@ -8,8 +8,9 @@ from typing import Any
 from medsynbench import hookimpl
 
 from .efficientnet_lite import EfficientNetLite0
+from .timm_encoder import TimmEncoder
 
-PLUGINS: list[type] = [EfficientNetLite0]
+PLUGINS: list[type] = [EfficientNetLite0, TimmEncoder]
 
 
 @hookimpl
