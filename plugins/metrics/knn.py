@@ -3,11 +3,18 @@
 No N×M distance matrix is ever resident: distances are produced one block of rows at a time
 (a few hundred MB at most) and reduced immediately by the caller.
 
-Euclidean distances are computed in float64 as ‖a‖² + ‖b‖² − 2a·b (one matmul per block).
-That expansion cancels badly for near-identical vectors, so every pair whose squared distance
-falls below 1e-9 × (largest squared norm of the two sets) is recomputed exactly as Σ(a−b)²:
-identical vectors therefore get distance exactly 0, which the strict ``<`` tie rule of the
-metrics relies on (a duplicated real image has r_1 = 0, and nothing is closer than 0).
+Euclidean distances are computed in float64 as ‖a‖² + ‖b‖² − 2a·b (one matmul per block), on
+sets first translated by a common centre (the first set's mean) to keep norms small. The
+expansion cancels badly for near-identical vectors, so every pair whose squared distance falls
+below 1e-4 × (largest squared norm of the two sets) is recomputed directly as Σ(a−b)²:
+identical vectors get distance exactly 0, and every other distance carries a relative error far
+below 1e-9.
+
+Tie rule. The metrics compare distances with a strict ``<``; two distances that agree to a
+relative 1e-9 (far below the precision of float32 encoder features) are treated as *equal*, so
+``d < r`` is evaluated as ``d < r·(1 − 1e-9)`` (:func:`closer`). This makes every result
+independent of block size, device and BLAS summation order — without it, whether a copy of a
+real image lies "inside" another real's k-NN ball (an exact tie) would depend on rounding.
 
 Hamming distances are normalised (fraction of differing positions) on integer code maps,
 computed by a batched element-wise comparison of int16 codes (exact integer counts / L).
@@ -21,7 +28,16 @@ from typing import Literal
 
 import torch
 
-__all__ = ["Distance", "Points", "block_distances", "iter_blocks", "neighbour_distances"]
+__all__ = [
+    "TIE_RTOL",
+    "Distance",
+    "Points",
+    "block_distances",
+    "closer",
+    "iter_blocks",
+    "neighbour_distances",
+    "not_farther",
+]
 
 Distance = Literal["euclidean", "hamming"]
 
@@ -29,7 +45,18 @@ Distance = Literal["euclidean", "hamming"]
 # comparison tensor of the Hamming kernel. GPU budgets are larger: fewer, bigger kernels.
 _ROWS_BUDGET = {"cuda": 1 << 30, "cpu": 1 << 27}
 _HAMMING_BUDGET = {"cuda": 1 << 29, "cpu": 1 << 25}
-_NEAR_ZERO = 1e-9  # relative squared distance below which a pair is recomputed exactly
+_NEAR_ZERO = 1e-4  # relative squared distance below which a pair is recomputed directly
+TIE_RTOL = 1e-9  # distances equal to this relative tolerance are ties
+
+
+def closer(dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """``dist < radius`` with ties (relative 1e-9) counted as *not* closer."""
+    return dist < radius * (1.0 - TIE_RTOL)
+
+
+def not_farther(dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """``dist <= radius`` with ties (relative 1e-9) counted as equal."""
+    return dist <= radius * (1.0 + TIE_RTOL)
 
 
 @dataclass(frozen=True)
@@ -41,10 +68,15 @@ class Points:
     sq_norms: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, data: torch.Tensor, distance: Distance) -> Points:
-        """Wrap a validated tensor, precomputing squared norms for Euclidean distance."""
-        sq = (data * data).sum(dim=1) if distance == "euclidean" else None
-        return cls(data, distance, sq)
+    def of(cls, data: torch.Tensor, distance: Distance, centre: torch.Tensor | None = None
+           ) -> Points:
+        """Wrap a validated tensor (translated by ``centre`` for Euclidean distance, which does
+        not change distances but reduces cancellation) and precompute squared norms."""
+        if distance != "euclidean":
+            return cls(data, distance, None)
+        if centre is not None:
+            data = data - centre
+        return cls(data, distance, (data * data).sum(dim=1))
 
     def __len__(self) -> int:
         return int(self.data.shape[0])

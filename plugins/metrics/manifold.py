@@ -13,7 +13,8 @@ duplicate of i counts as a neighbour at distance 0), r_k^S(s) likewise inside S.
 - fidelity F = mean InReal (= precision); privacy P = 1 − mean Copy;
   fidelity_privacy F^p = mean [InReal(s) ∧ ¬Copy(s)]                        (Xing et al.)
 
-Tie rule: every comparison is strict ``<``. Consequences, tested: a synthetic image equal to a
+Tie rule: every comparison is strict ``<``, with distances equal to a relative 1e-9 counted as
+ties (see :mod:`.knn`). Consequences, tested: a synthetic image equal to a
 real image r_i is a Copy unless r_i is itself duplicated in R (then r_1(i) = 0 and nothing is
 closer than 0); with S == R (no duplicates) precision = recall = coverage = 1 and P = 0.
 """
@@ -32,7 +33,7 @@ from ._inputs import (
     check_pair,
     resolve_device,
 )
-from .knn import Distance, Points, iter_blocks, neighbour_distances
+from .knn import Distance, Points, closer, iter_blocks, neighbour_distances
 
 __all__ = ["knn_privacy", "prdc", "prepare"]
 
@@ -52,7 +53,8 @@ def prepare(sets: dict[str, ArrayLike], distance: str, device: str) -> list[Poin
     what = "feature dimensions" if dist == "euclidean" else "code lengths"
     for name, t in zip(names[1:], tensors[1:], strict=True):
         check_dims(tensors[0], t, (names[0], name), what)
-    return [Points.of(t, dist) for t in tensors]
+    centre = tensors[0].mean(dim=0) if dist == "euclidean" else None
+    return [Points.of(t, dist, centre) for t in tensors]
 
 
 def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str = "euclidean",
@@ -71,14 +73,14 @@ def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str = "eucli
     nearest_fake = torch.full((len(reals),), float("inf"), dtype=torch.float64,
                               device=reals.device)
     for start, stop, dist in iter_blocks(fakes, reals):  # dist[s, i] = d(fake s, real i)
-        inside_count[start:stop] = (dist < real_radius[None, :]).sum(dim=1)
-        recalled |= (dist < fake_radius[start:stop, None]).any(dim=0)
+        inside_count[start:stop] = closer(dist, real_radius[None, :]).sum(dim=1)
+        recalled |= closer(dist, fake_radius[start:stop, None]).any(dim=0)
         nearest_fake = torch.minimum(nearest_fake, dist.min(dim=0).values)
     return {
         "precision": float((inside_count > 0).double().mean()),
         "recall": float(recalled.double().mean()),
         "density": float(inside_count.sum()) / (k * len(fakes)),
-        "coverage": float((nearest_fake < real_radius).double().mean()),
+        "coverage": float(closer(nearest_fake, real_radius).double().mean()),
     }
 
 
@@ -95,8 +97,8 @@ def knn_privacy(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str =
     in_real = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
     copy = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
     for start, stop, dist in iter_blocks(fakes, reals):
-        in_real[start:stop] = (dist < r_k[None, :]).any(dim=1)
-        copy[start:stop] = (dist < r_1[None, :]).any(dim=1)
+        in_real[start:stop] = closer(dist, r_k[None, :]).any(dim=1)
+        copy[start:stop] = closer(dist, r_1[None, :]).any(dim=1)
     return {
         "fidelity": float(in_real.double().mean()),
         "privacy": 1.0 - float(copy.double().mean()),

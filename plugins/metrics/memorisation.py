@@ -10,7 +10,8 @@ H = held-out real set never seen by the generator, S = synthetic set, d as in ``
   tie counts as not closer). The larger of R and H is first subsampled without replacement to
   the size of the smaller (``numpy.random.default_rng(seed)``), so a generator that merely
   matches the real distribution scores ≈ 0.5 and one that copies its training data → 1.0.
-Percentiles use linear interpolation (``numpy.quantile``'s default).
+Ties are judged as in :mod:`.knn` (relative 1e-9). Percentiles use linear interpolation
+(``numpy.quantile``'s default).
 
 Authenticity (Alaa et al. 2022, "How faithful is your synthetic data?", their reference
 implementation): s is *inauthentic* when its nearest real image r* is at least as close to s as
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from ._inputs import ArrayLike, check_k
-from .knn import Points, iter_blocks, neighbour_distances
+from .knn import Points, closer, iter_blocks, neighbour_distances, not_farther
 from .manifold import prepare
 
 __all__ = ["authenticity", "dcr"]
@@ -58,12 +59,12 @@ def dcr(real: ArrayLike, fake: ArrayLike, heldout: ArrayLike, *, distance: str =
     rng = np.random.default_rng(seed)
     size = min(len(reals), len(held))
     train_part, held_part = _subset(reals, size, rng), _subset(held, size, rng)
-    closer = _nearest(fakes, train_part) < _nearest(fakes, held_part)
+    nearer_train = closer(_nearest(fakes, train_part), _nearest(fakes, held_part))
     return {
         "dcr_median": _quantile(to_train, 0.5),
         "dcr_p05": _quantile(to_train, 0.05),
         "heldout_dcr_median": _quantile(heldout_to_train, 0.5),
-        "closer_to_train": float(closer.double().mean()),
+        "closer_to_train": float(nearer_train.double().mean()),
     }
 
 
@@ -77,5 +78,6 @@ def authenticity(real: ArrayLike, fake: ArrayLike, *, distance: str = "euclidean
     inauthentic = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
     for start, stop, dist in iter_blocks(fakes, reals):
         nearest = dist.min(dim=1, keepdim=True).values
-        inauthentic[start:stop] = ((dist == nearest) & (dist <= r_1[None, :])).any(dim=1)
+        at_nearest = not_farther(dist, nearest)
+        inauthentic[start:stop] = (at_nearest & not_farther(dist, r_1[None, :])).any(dim=1)
     return {"authenticity": 1.0 - float(inauthentic.double().mean())}
