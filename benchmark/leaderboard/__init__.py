@@ -1,14 +1,29 @@
 """The leaderboard: rank entries by downstream utility and publish the evidence.
 
-Public API:
-
-- :func:`rank_entries` — order entries by utility (fidelity never affects the rank).
-- :func:`render_markdown` — the ranked table of a results document as Markdown.
+Modules follow the data flow: ``validate``/``loading`` (read and merge results.json files),
+``ranking`` (utility only), ``correlation`` (does fidelity predict utility?), ``schema``
+(leaderboard.json), ``markdown``/``page``/``plots``/``build`` (the outputs), ``publish``
+(submissions under leaderboard/) and ``cli`` (the ``medsynbench leaderboard`` command).
 """
 
 from __future__ import annotations
 
+from .build import build_site
+from .correlation import correlations
+from .loading import merge_results, read_results
 from .markdown import render_markdown
+from .publish import publish, regenerate_site
 from .ranking import rank_entries
+from .schema import read_leaderboard
 
-__all__ = ["rank_entries", "render_markdown"]
+__all__ = [
+    "build_site",
+    "correlations",
+    "merge_results",
+    "publish",
+    "rank_entries",
+    "read_leaderboard",
+    "read_results",
+    "regenerate_site",
+    "render_markdown",
+]

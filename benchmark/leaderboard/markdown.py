@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .columns import Column, efficiency_columns, format_number, format_p, metric_columns
@@ -27,14 +27,18 @@ def md_escape(text: object) -> str:
     return escaped.replace("](", "\\](")
 
 
-def utility_cell(result: Any) -> str:
-    """``+1.80 [+0.40, +3.10] p=0.031 (Holm 0.062) ✔`` — Δ pp with CI, p-values, significance."""
+def utility_cell(result: Any, escape: Callable[[str], str] | None = None) -> str:
+    """``+1.80 [+0.40, +3.10] p=0.031 (Holm 0.062) ✔`` — Δ pp with CI, p-values, significance.
+
+    ``escape`` (default :func:`md_escape`) is applied to the only free text, the task's note.
+    """
+    escape = escape or md_escape
     if not isinstance(result, Mapping):
         return "—"
     delta = result.get("delta_pp")
     if not isinstance(delta, int | float) or isinstance(delta, bool):
         note = result.get("note")
-        return f"— ({md_escape(note)})" if note else "—"
+        return f"— ({escape(str(note))})" if note else "—"
     parts = [f"{delta:+.2f}"]
     ci = result.get("ci95_pp")
     if isinstance(ci, Sequence) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):

@@ -1,0 +1,166 @@
+"""Build a leaderboard folder: leaderboard.json, .csv, .md, index.html, plots/ and samples/.
+
+Sample mosaics are copied next to the page. Mosaics that show real training images — entries
+flagged ``samples_real: true`` or made by a generator in :data:`REAL_IMAGE_GENERATORS` — are
+withheld unless ``include_real`` is set, so a published site never shows patient images by
+accident.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+from .loading import Loaded, Merged, merge_results
+from .markdown import render_markdown
+from .page import render_html
+from .plots import write_plots
+from .schema import build_leaderboard, check_leaderboard, columns_of
+
+__all__ = ["REAL_IMAGE_GENERATORS", "build_site", "render_csv", "shows_real_images"]
+
+#: Generators whose "synthetic" images are real training images (or transforms of them).
+REAL_IMAGE_GENERATORS = frozenset({"copy-real", "classical-augment"})
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def shows_real_images(entry: Mapping[str, Any]) -> bool:
+    """Whether the entry's sample mosaic shows real training images."""
+    return entry.get("samples_real") is True or entry.get("generator") in REAL_IMAGE_GENERATORS
+
+
+def _spreadsheet_safe(value: str) -> str:
+    # A cell starting with = + - @ is a formula in spreadsheet programs: make it inert text.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def render_csv(document: Mapping[str, Any]) -> str:
+    """One row per entry (rank order), with utility, metric and efficiency columns."""
+    tasks = list(document.get("utility_tasks", []))
+    columns = columns_of(document)
+    task_fields = ("delta_pp", "ci95_low", "ci95_high", "p_value", "p_value_holm", "significant")
+    header = ["rank", "name", "generator", "baseline", "status", "source"]
+    header += [f"{task}.{field}" for task in tasks for field in task_fields]
+    header += [c.key if c.source == "metric" else f"efficiency.{c.key}" for c in columns]
+    header += ["failed_stage", "error"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for entry in document.get("entries", []):
+        row: list[Any] = [entry.get("rank"), entry.get("name"), entry.get("generator"),
+                          bool(entry.get("baseline")), entry.get("status"), entry.get("source")]
+        utility = entry.get("utility") or {}
+        for task in tasks:
+            found = utility.get(task)
+            result: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+            interval = result.get("ci95_pp")
+            ci = interval if isinstance(interval, list) and len(interval) == 2 else [None, None]
+            row += [result.get("delta_pp"), ci[0], ci[1], result.get("p_value"),
+                    result.get("p_value_holm"), result.get("significant")]
+        row += [column.value(entry) for column in columns]
+        row += [entry.get("failed_stage"), entry.get("error")]
+        writer.writerow(
+            ["" if v is None else _spreadsheet_safe(v) if isinstance(v, str) else v for v in row]
+        )
+    return buffer.getvalue()
+
+
+def _slug(name: str, used: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "entry"
+    slug, counter = base, 1
+    while slug in used:
+        counter += 1
+        slug = f"{base}-{counter}"
+    used.add(slug)
+    return slug
+
+
+def _copy_samples(
+    document: dict[str, Any], merged: Merged, site: Path, include_real: bool
+) -> None:
+    used: set[str] = set()
+    for entry in document["entries"]:
+        declared = entry.get("samples")
+        entry["samples"], entry["samples_note"] = None, None
+        source = merged.sample_files.get(str(entry.get("name")))
+        if not declared or source is None:
+            continue
+        if shows_real_images(entry) and not include_real:
+            entry["samples_note"] = (
+                "Mosaic withheld: it shows real training images "
+                f"(generator {entry.get('generator')}). Build with --include-real to show it."
+            )
+            continue
+        try:
+            with source.open("rb") as handle:
+                is_png = handle.read(8) == _PNG_MAGIC
+        except OSError:
+            entry["samples_note"] = f"Sample mosaic {declared} was not found next to the results."
+            continue
+        if not is_png:
+            entry["samples_note"] = f"Sample mosaic {declared} is not a PNG file; not shown."
+            continue
+        target = site / "samples" / f"{_slug(str(entry['name']), used)}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        entry["samples"] = f"samples/{target.name}"
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by null, so leaderboard.json is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+def _write(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def build_site(
+    loaded: Sequence[Loaded],
+    out: str | Path,
+    include_real: bool = False,
+    duplicates: str = "error",
+) -> dict[str, Any]:
+    """Merge ``loaded`` results, rank them and write the whole leaderboard folder ``out``.
+
+    Returns the validated leaderboard document (also written to ``out/leaderboard.json``).
+    Previously generated ``plots/`` and ``samples/`` are replaced when ``out`` already holds a
+    leaderboard.
+    """
+    merged = merge_results(loaded, duplicates=duplicates)
+    site = Path(out)
+    try:
+        site.mkdir(parents=True, exist_ok=True)
+        if (site / "leaderboard.json").exists():
+            for folder in ("plots", "samples"):
+                shutil.rmtree(site / folder, ignore_errors=True)
+        document = build_leaderboard(merged)
+        _copy_samples(document, merged, site, include_real)
+        document["plots"] = write_plots(document, site)
+        document = check_leaderboard(_finite_json(document), site / "leaderboard.json")
+        _write(site / "leaderboard.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
+        _write(site / "leaderboard.csv", render_csv(document))
+        _write(site / "leaderboard.md", render_markdown(document))
+        _write(site / "index.html", render_html(document))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the leaderboard to {site}: {exc.strerror or exc}; "
+            "choose a writable --out folder"
+        ) from None
+    return document
