@@ -66,12 +66,12 @@ n_per_class = 20
 [[generators]]
 plugin = "counting"
 name = "alpha"
-train = {{ log = "{log}", sleep = {sleep} }}
+train = {{ log = "{log}" }}
 
 [[generators]]
 plugin = "counting"
 name = "beta"
-train = {{ log = "{log_beta}" }}
+train = {{ log = "{log_beta}"{beta_extra} }}
 sample = {{ spread = 5.0 }}
 
 [[metrics]]
@@ -89,6 +89,11 @@ dir = "{out}"
 def toy_suite(tmp_path: Path) -> Path:
     """A valid suite over the testkit plugins; fit logs go to tmp_path/alpha.log, beta.log."""
     path = tmp_path / "toy.toml"
-    path.write_text(TOY_SUITE.format(log=tmp_path / "alpha.log", log_beta=tmp_path / "beta.log",
-                                     sleep=0.0, out=tmp_path / "out"))
+    path.write_text(toy_suite_text(tmp_path))
     return path
+
+
+def toy_suite_text(tmp_path: Path, beta_extra: str = "") -> str:
+    """The toy suite; ``beta_extra`` adds keys to the second entry's train table."""
+    return TOY_SUITE.format(log=tmp_path / "alpha.log", log_beta=tmp_path / "beta.log",
+                            beta_extra=beta_extra, out=tmp_path / "out")

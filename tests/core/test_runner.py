@@ -1,0 +1,138 @@
+"""The runner: results files, caching, resume after SIGKILL, failures, --force/--only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medsynbench.errors import MedSynBenchError, OutputError
+from medsynbench.runner import Runner
+from medsynbench.suite import load_suite
+
+from .conftest import toy_suite_text
+
+
+def run(registry, path: Path, **kwargs):
+    suite = load_suite(path, registry)
+    runner = Runner(suite, registry, suite.output_dir, device="cpu", **kwargs)
+    return runner.run(), suite
+
+
+def cli(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "medsynbench.cli", *args],
+                          capture_output=True, text=True, env=env, **kwargs)
+
+
+def test_run_writes_results_csv_and_leaderboard(registry, toy_suite, tmp_path):
+    results, suite = run(registry, toy_suite)
+    out = tmp_path / "out"
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["schema_version"] == 1
+    assert on_disk["suite"] == {**on_disk["suite"], "name": "toy", "hash": suite.hash}
+    alpha = on_disk["entries"][0]
+    assert alpha["name"] == "alpha" and alpha["status"] == "ok"
+    assert set(alpha["metrics"]["toy-gap.gap"]) == {"value", "axis", "higher_is_better", "encoder", "flags"}
+    utility = alpha["utility"]["toy-centroid"]
+    assert len(utility["treated"]["accuracy"]) == 6 and len(utility["baseline"]["accuracy"]) == 6
+    assert {"delta_pp", "ci95_pp", "p_value", "p_value_holm", "significant"} <= set(utility)
+    assert (out / alpha["samples"]).is_file()
+    manifest = on_disk["manifest"]
+    assert manifest["suite_hash"] == suite.hash and manifest["torch"] and manifest["python"]
+    assert set(manifest["stage_seconds"]) == {"prepare", "fit", "sample", "encode", "metrics", "tasks"}
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("entry,generator,baseline,status") and len(csv_lines) == 3
+    assert "alpha" in (out / "leaderboard.md").read_text()
+
+
+def test_rerun_is_fully_cached_and_identical(registry, toy_suite, tmp_path):
+    first, _ = run(registry, toy_suite)
+    second, _ = run(registry, toy_suite)
+    assert all(c["computed"] == 0 for c in second["manifest"]["stage_units"].values())
+    assert (tmp_path / "alpha.log").read_text().splitlines() == ["fit", "sample"]
+    strip = lambda r: [{k: v for k, v in e.items() if k != "timings"} for e in r["entries"]]  # noqa: E731
+    assert strip(first) == strip(second)
+
+
+def test_changed_parameter_recomputes_only_downstream(registry, tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(toy_suite_text(tmp_path))
+    run(registry, path)
+    path.write_text(toy_suite_text(tmp_path).replace("spread = 5.0", "spread = 6.0"))
+    results, _ = run(registry, path)
+    assert (tmp_path / "beta.log").read_text().splitlines() == ["fit", "sample", "sample"]
+    assert results["manifest"]["stage_units"]["fit"] == {"computed": 0, "cached": 2}
+
+
+def test_force_recomputes_stage_and_later(registry, toy_suite, tmp_path):
+    run(registry, toy_suite)
+    results, _ = run(registry, toy_suite, force=("sample",))
+    assert (tmp_path / "alpha.log").read_text().splitlines() == ["fit", "sample", "sample"]
+    units = results["manifest"]["stage_units"]
+    assert units["fit"]["computed"] == 0 and units["tasks"]["cached"] == 0
+
+
+def test_only_runs_one_entry(registry, toy_suite, tmp_path):
+    results, _ = run(registry, toy_suite, only=("beta",))
+    assert [e["name"] for e in results["entries"]] == ["beta"]
+    assert not (tmp_path / "alpha.log").exists()
+    with pytest.raises(MedSynBenchError, match='no such entry — did you mean "beta"'):
+        run(registry, toy_suite, only=("betta",))
+
+
+def test_unwritable_output_dir(registry, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    path = tmp_path / "s.toml"
+    path.write_text(toy_suite_text(tmp_path).replace(str(tmp_path / "out"), str(blocker / "out")))
+    with pytest.raises(OutputError, match="is not writable"):
+        run(registry, path)
+    assert not (tmp_path / "alpha.log").exists()  # no work started
+
+
+def test_generator_raising_in_fit_is_recorded_and_others_run(cli_env, tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(toy_suite_text(tmp_path, beta_extra=", fail_on_fit = true"))
+    proc = cli(["run", str(path), "--quiet"], cli_env)
+    assert proc.returncode == 1
+    assert "1 entry failed" in proc.stderr and "beta (fit): RuntimeError: boom" in proc.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    alpha, beta = results["entries"]
+    assert alpha["status"] == "ok" and alpha["utility"]
+    assert beta["status"] == "failed" and beta["failed_stage"] == "fit" and "boom" in beta["error"]
+    fit_dir = tmp_path / "out" / "cache" / "fit"
+    assert not [p for p in fit_dir.iterdir() if p.name.endswith(".partial")]  # failed: not cached
+
+
+def test_sigkill_then_rerun_resumes_without_repeating_work(cli_env, tmp_path):
+    release = tmp_path / "release"
+    path = tmp_path / "s.toml"
+    path.write_text(toy_suite_text(tmp_path, beta_extra=f', wait_for = "{release}"'))
+    proc = subprocess.Popen([sys.executable, "-m", "medsynbench.cli", "run", str(path), "--quiet"],
+                            env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    beta_log = tmp_path / "beta.log"
+    deadline = time.monotonic() + 120
+    while not (beta_log.exists() and "fit" in beta_log.read_text()):  # beta's fit has started
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    fit_dir = tmp_path / "out" / "cache" / "fit"
+    complete = [p for p in fit_dir.iterdir() if (p / "COMPLETE").exists()]
+    partial = [p for p in fit_dir.iterdir() if p.name.endswith(".partial")]
+    assert len(complete) == 1 and len(partial) == 1  # alpha done; beta's work dir kept for resume
+    assert not (tmp_path / "out" / "results.json").exists()
+
+    release.write_text("go")
+    rerun = cli(["run", str(path), "--quiet"], cli_env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (tmp_path / "alpha.log").read_text().splitlines() == ["fit", "sample"]  # not repeated
+    assert beta_log.read_text().splitlines() == ["fit", "fit", "sample"]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["manifest"]["stage_units"]["fit"] == {"computed": 1, "cached": 1}
