@@ -12,9 +12,10 @@ from .baselines import ClassicalAugment, CopyReal, Noise  # noqa: E402
 
 PLUGINS.extend([CopyReal, ClassicalAugment, Noise])
 
+from .ldm import LDM  # noqa: E402
 from .vqvae2 import VQVAE2  # noqa: E402
 
-PLUGINS.append(VQVAE2)
+PLUGINS.extend([VQVAE2, LDM])
 
 
 @hookimpl

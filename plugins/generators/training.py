@@ -35,6 +35,7 @@ from torch import nn
 __all__ = [
     "Trainer",
     "autocast",
+    "batch_indices",
     "batch_iterator",
     "check_counts",
     "check_finite",
@@ -147,7 +148,11 @@ def from_unit(images: torch.Tensor) -> np.ndarray:
 
 
 def batch_iterator(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless random mini-batch indices (reshuffled each epoch) drawn from ``gen``."""
+    """Endless random mini-batch indices (reshuffled each epoch) drawn from ``gen``.
+
+    Its position within an epoch is not part of a resume checkpoint, so a resumed run sees
+    different batches than an uninterrupted one; prefer :meth:`Trainer.batch`, which is exact.
+    """
     if n <= 0:
         raise GeneratorError("cannot train on an empty training split")
     size = min(batch_size, n)
@@ -155,6 +160,20 @@ def batch_iterator(n: int, batch_size: int, gen: torch.Generator) -> Iterator[to
         order = torch.randperm(n, generator=gen)
         for start in range(0, n - size + 1, size):
             yield order[start : start + size]
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int, key: int = 0) -> torch.Tensor:
+    """Indices of mini-batch number ``step`` over ``n`` items.
+
+    Each epoch is a fresh permutation drawn from (seed, key, epoch) alone, so a resumed run
+    draws exactly the batches an uninterrupted run would have drawn.
+    """
+    if n <= 0:
+        raise GeneratorError("cannot train on an empty training split")
+    size = min(batch_size, n)
+    epoch, position = divmod(step, n // size)
+    order = torch.randperm(n, generator=torch_generator(seed, key, epoch))
+    return order[position * size : (position + 1) * size]
 
 
 def resolve_preset(
@@ -258,9 +277,10 @@ class Trainer:
 
     The step function computes losses under :meth:`autocast` and calls :meth:`backward` for
     each optimiser; it returns the losses to display (tensors or floats). Every
-    ``checkpoint_every`` steps (and at the end) the modules, optimisers, scaler, data RNG and
-    elapsed time are saved to ``ctx.workdir/<tag>.resume.pt``; a later run with the same
-    configuration resumes from there. ``max_seconds`` stops early (counted across resumes).
+    ``checkpoint_every`` steps (and at the end) the modules, optimisers, scaler, the RNG for
+    augmentations (``data_rng``) and elapsed time are saved to ``ctx.workdir/<tag>.resume.pt``;
+    a later run with the same configuration resumes from there. ``max_seconds`` stops early
+    (counted across resumes).
     """
 
     def __init__(
@@ -289,6 +309,10 @@ class Trainer:
         self.extra_state = dict(extra_state or {})
         self.step, self.elapsed, self.last_losses = 0, 0.0, {}  # type: ignore[var-annotated]
         self.resume_path = Path(ctx.workdir) / f"{tag}.resume.pt"
+
+    def batch(self, step: int, n: int, batch_size: int) -> torch.Tensor:
+        """Mini-batch indices for ``step`` (see :func:`batch_indices`; resumable)."""
+        return batch_indices(step, n, batch_size, self.ctx.seed, zlib.crc32(self.tag.encode()))
 
     def autocast(self) -> AbstractContextManager[Any]:
         """AMP context for the forward pass (no-op on CPU)."""

@@ -30,7 +30,6 @@ from .pixelcnn import GatedPixelCNN
 from .training import (
     Trainer,
     autocast,
-    batch_iterator,
     check_counts,
     from_unit,
     load_checkpoint,
@@ -270,10 +269,9 @@ class VQVAE2(Generator):
             max_seconds=limit,
             description=f"vqvae2 {tag} autoencoder",
         )
-        batches = batch_iterator(len(images), c["batch_size"], vae_trainer.data_rng)
 
         def vae_step(step: int) -> dict[str, torch.Tensor]:
-            idx = next(batches)
+            idx = vae_trainer.batch(step, len(images), c["batch_size"])
             x = to_unit(images[idx], device)
             if c["augment"]:
                 x = dihedral(x, int(torch.randint(8, (1,), generator=vae_trainer.data_rng)))
@@ -299,7 +297,6 @@ class VQVAE2(Generator):
                 max_seconds=limit,
                 description=f"vqvae2 {tag} {which} prior",
             )
-            rows = batch_iterator(len(codes_t), c["batch_size"], trainer.data_rng)
 
             def prior_step(
                 step: int,
@@ -307,9 +304,8 @@ class VQVAE2(Generator):
                 prior: GatedPixelCNN = prior,
                 opt: torch.optim.Optimizer = opt,
                 trainer: Trainer = trainer,
-                rows: Any = rows,
             ) -> dict[str, torch.Tensor]:
-                idx = next(rows)
+                idx = trainer.batch(step, len(codes_t), c["batch_size"])
                 y = code_labels[idx].to(device) if conditional else None
                 t = codes_t[idx].to(device)
                 with trainer.autocast():
