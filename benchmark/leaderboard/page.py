@@ -36,7 +36,8 @@ padding:0 .3rem}.sig{color:#11772d;font-weight:600}.small{font-size:11px;color:#
 .axis-privacy{border-top:3px solid #c0392b}.axis-efficiency{border-top:3px solid #7f8c8d}
 .axis-utility{border-top:3px solid #11772d}
 .grid{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;max-width:560px}
-figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#444}
+figure img{max-width:100%;border:1px solid #eee}
+img.mosaic{width:320px;image-rendering:pixelated}figcaption{font-size:12px;color:#444}
 .withheld{padding:1rem;background:#fff4e5;border:1px dashed #d39b3a;font-size:12px}
 """
 

@@ -68,7 +68,8 @@ def _save(figure: Figure, directory: Path, slug: str) -> dict[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(directory / f"{slug}.png", dpi=_DPI)
-    figure.savefig(directory / f"{slug}.svg")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
+        figure.savefig(directory / f"{slug}.svg")
     plt.close(figure)
     return {"png": f"{directory.name}/{slug}.png", "svg": f"{directory.name}/{slug}.svg"}
 

@@ -113,7 +113,8 @@ def make_results(
     """A complete results document around ``entries``."""
     return {
         "schema_version": schema_version,
-        "suite": {"name": suite_name, "hash": suite_hash, "description": "test suite",
+        "suite": {"name": suite_name, "hash": suite_hash, "version": "1",
+                  "description": "test suite",
                   "reference": "tests", "seeds": SEEDS, "file": f"suites/{suite_name}.toml"},
         "dataset": {"plugin": "phantom-xray", "params": {"size": 16},
                     "class_names": ["normal", "pneumonia"], "modality": "x-ray",
