@@ -6,9 +6,21 @@ from typing import Any
 
 from medsynbench import hookimpl
 
+from .folders import LC25000, BcssLizard, ImageFolder, KaggleCXR, Kather2016
+from .medmnist import MedMNIST, PathMNIST, PneumoniaMNIST
 from .phantom_xray import PhantomXray
 
-PLUGINS: list[type] = [PhantomXray]
+PLUGINS: list[type] = [
+    PhantomXray,
+    MedMNIST,
+    PneumoniaMNIST,
+    PathMNIST,
+    Kather2016,
+    LC25000,
+    KaggleCXR,
+    BcssLizard,
+    ImageFolder,
+]
 
 
 @hookimpl
@@ -16,3 +28,9 @@ def register_datasets(register: Any) -> None:
     """Register every first-party dataset plugin."""
     for cls in PLUGINS:
         register(cls)
+
+
+# `medsynbench data ...` commands: the hook implementation lives in .commands.
+from .commands import register_commands  # noqa: E402
+
+__all__ = ["PLUGINS", "register_commands", "register_datasets"]
