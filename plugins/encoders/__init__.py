@@ -8,9 +8,10 @@ from typing import Any
 from medsynbench import hookimpl
 
 from .efficientnet_lite import EfficientNetLite0
+from .inception_fid import InceptionFID
 from .timm_encoder import TimmEncoder
 
-PLUGINS: list[type] = [EfficientNetLite0, TimmEncoder]
+PLUGINS: list[type] = [EfficientNetLite0, InceptionFID, TimmEncoder]
 
 
 @hookimpl
