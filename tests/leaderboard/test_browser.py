@@ -1,0 +1,122 @@
+"""index.html in a real headless Chromium (Debian's `chromium` package, driven by playwright).
+
+Setup (CI): `apt-get install -y chromium` and `pip install playwright` — never `playwright
+install`: the system browser is used through `executable_path`. Skips when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leaderboard_fixtures import make_entry, make_results, standard_entries, write_results
+from medsynbench.leaderboard import read_leaderboard, read_results
+from medsynbench.leaderboard.build import build_site
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+EVIL = "<script>alert(1)</script>"
+
+
+def chromium_path() -> str:
+    candidates = [os.environ.get("MEDSYNBENCH_CHROMIUM", ""), "/usr/bin/chromium",
+                  shutil.which("chromium") or "", shutil.which("chromium-browser") or ""]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.skip("Chromium not found (apt-get install -y chromium, or set MEDSYNBENCH_CHROMIUM)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright not installed (pip install playwright)"
+    )
+    executable = chromium_path()
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser")
+    entries = [*standard_entries(), make_entry(EVIL, 0.7, samples="samples/evil.png")]
+    path = write_results(root / "run", make_results(entries))
+    build_site([read_results(path)], root / "site")
+    return root / "site"
+
+
+@pytest.fixture
+def page(browser: Any, site: Path) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.problems, page.dialogs, page.requests = [], [], []
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.goto((site / "index.html").as_uri(), wait_until="load")
+    yield page
+    page.close()
+
+
+def column(page: Any, index: int) -> list[str]:
+    cells = page.locator(f"#leaderboard tbody tr td:nth-child({index})").all_inner_texts()
+    return [c.strip() for c in cells]
+
+
+def test_rows_ordered_by_utility(page: Any, site: Path) -> None:
+    expected = [e["name"] for e in read_leaderboard(site / "leaderboard.json")["entries"]
+                if e["rank"] is not None]
+    assert expected[:3] == ["stylegan2[truncation=0.6]", "ldm", "vqvae2"]
+    assert column(page, 1) == [str(i) for i in range(1, len(expected) + 1)]
+    names = [n.removesuffix("baseline").strip() for n in column(page, 2)]
+    assert names == expected
+    assert page.problems == [] and page.dialogs == []
+
+
+def test_column_click_resorts(page: Any) -> None:
+    header = page.locator("#leaderboard thead th")
+    header.nth(1).click()  # Entry, ascending
+    names = [n.removesuffix("baseline").strip() for n in column(page, 2)]
+    assert names == sorted(names, key=str.lower) and names[0] == EVIL
+    header.nth(1).click()  # descending
+    again = [n.removesuffix("baseline").strip() for n in column(page, 2)]
+    assert again == list(reversed(names))
+    fid = [h.strip() for h in header.all_inner_texts()].index("fid.fid ↓")
+    header.nth(fid).click()
+    values = [float(v) for v in column(page, fid + 1)]
+    assert values == sorted(values) and values[0] == 0.5
+    assert page.locator("#leaderboard thead th").nth(fid).get_attribute("aria-sort") == "ascending"
+    header.nth(0).click()  # back to rank order
+    assert column(page, 1)[:3] == ["1", "2", "3"]
+    assert page.problems == []
+
+
+def test_every_image_loads(page: Any, site: Path) -> None:
+    plots = read_leaderboard(site / "leaderboard.json")["plots"]
+    images = page.evaluate(
+        "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+    )
+    sources = [src for src, _, _ in images]
+    assert [p["png"] for p in plots] == [s for s in sources if s.startswith("plots/")]
+    assert len([s for s in sources if s.startswith("samples/")]) == 4  # copy-real withheld
+    broken = [src for src, complete, width in images if not complete or width == 0]
+    assert broken == []
+    assert all(url.startswith(("file://", "data:")) for url in page.requests)
+    assert page.problems == []
+
+
+def test_script_name_renders_as_text(page: Any) -> None:
+    assert EVIL in page.locator("#leaderboard tbody").inner_text()
+    assert page.locator("#leaderboard tbody script").count() == 0
+    assert page.dialogs == []
