@@ -1,4 +1,4 @@
-"""First-party tasks plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+"""First-party task plugins: every class listed in ``PLUGINS`` is registered by the hook."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any
 
 from medsynbench import hookimpl
 
-PLUGINS: list[type] = []
+from .augmentation import Augmentation
+
+PLUGINS: list[type] = [Augmentation]
 
 
 @hookimpl

@@ -1,0 +1,229 @@
+"""Training, prediction and scoring of the utility classifiers.
+
+Images stay uint8 tensors (on the GPU when there is one) and are normalised/resized per batch,
+so a set of thousands of images costs a few MB, not a float copy per resolution.
+
+Determinism: :func:`seeded` seeds torch's global generator (used for weight initialisation)
+and turns on ``torch.use_deterministic_algorithms``; the data order comes from a separate
+``torch.Generator`` seeded from the same seed. On CPU one seed gives bit-identical results;
+on CUDA, AMP (bfloat16 autocast) and cuDNN heuristics make results close but not identical.
+
+Divergence is reported, not hidden: a non-finite loss raises :class:`TaskError` naming the
+epoch, step and learning rate, so a failed classifier never appears as a chance-level score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from medsynbench.errors import ParameterError, TaskError
+from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+from torch import nn
+
+from .classifiers import Classifier, preprocess
+
+__all__ = [
+    "TrainConfig",
+    "classification_scores",
+    "embed",
+    "predict_proba",
+    "resolve_device",
+    "seeded",
+    "to_device_tensor",
+    "train_classifier",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by the tasks (Adam, cosine learning-rate decay)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1e-4
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    amp: bool = True
+    label: str = "classifier"  # names the run in error messages
+
+
+def resolve_device(device: str) -> torch.device:
+    """``ctx.device`` as a torch device ("auto" means CUDA when available)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ParameterError(f"device {device!r} is not a valid torch device: {exc}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[torch.Generator]:
+    """Seed torch's global RNG and run deterministic algorithms; yield a data-order generator."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(seed)
+    # warn_only: an op without a deterministic kernel (some CUDA backward passes) must not
+    # abort a benchmark run; on CPU every op used here is deterministic.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        yield generator
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def to_device_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 numpy N×C×H×W (possibly memory-mapped) → contiguous uint8 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device)
+
+
+def _autocast(cfg: TrainConfig) -> torch.autocast:
+    enabled = cfg.amp and cfg.device.type == "cuda"
+    return torch.autocast(device_type=cfg.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _prepare(model: Classifier, cfg: TrainConfig) -> nn.Module:
+    model = model.to(cfg.device)
+    if cfg.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
+def _input(batch: torch.Tensor, model: Classifier, cfg: TrainConfig) -> torch.Tensor:
+    x = preprocess(batch, model.spec)
+    if cfg.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def train_classifier(
+    model: Classifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    parameters: list[nn.Parameter] | None = None,
+) -> dict[str, float]:
+    """Train ``model`` (or only ``parameters``) with cross-entropy; return training facts.
+
+    ``images`` is a uint8 tensor on ``cfg.device``; ``generator`` fixes the data order.
+    Raises TaskError when the loss becomes non-finite.
+    """
+    n = int(images.shape[0])
+    if n == 0:
+        raise TaskError(f"{cfg.label}: no training images")
+    _prepare(model, cfg)
+    params = parameters if parameters is not None else list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = max(1, cfg.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    labels = labels.to(cfg.device)
+    model.train()
+    start = time.perf_counter()
+    loss_sum, seen = 0.0, 0
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(n, generator=generator).to(cfg.device)
+        loss_sum, seen = 0.0, 0
+        for step in range(steps_per_epoch):
+            index = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            if index.numel() < 2 and n >= 2:
+                continue  # BatchNorm cannot train on one image; the remainder is dropped
+            with _autocast(cfg):
+                logits = model(_input(images[index], model, cfg))
+                loss = F.cross_entropy(logits.float(), labels[index])
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TaskError(
+                    f"{cfg.label} diverged: loss is {value} at epoch {epoch + 1}, step {step + 1} "
+                    f"(lr = {cfg.lr:g}); lower the task's `lr` or check the training images"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += value * int(index.numel())
+            seen += int(index.numel())
+    return {
+        "final_train_loss": loss_sum / max(seen, 1),
+        "train_seconds": time.perf_counter() - start,
+        "train_images": float(n),
+    }
+
+
+@torch.no_grad()
+def _batched(
+    model: Classifier, images: torch.Tensor, cfg: TrainConfig, features: bool
+) -> np.ndarray:
+    _prepare(model, cfg)
+    model.eval()
+    outputs = []
+    for start in range(0, int(images.shape[0]), cfg.batch_size * 2):
+        batch = images[start : start + cfg.batch_size * 2].to(cfg.device)
+        with _autocast(cfg):
+            x = _input(batch, model, cfg)
+            out = model.backbone(x) if features else model(x).softmax(dim=1)
+        outputs.append(out.float().cpu())
+    if not outputs:
+        width = model.feature_dim if features else model.head.out_features
+        return np.zeros((0, width), dtype=np.float32)
+    return torch.cat(outputs).numpy()
+
+
+def predict_proba(model: Classifier, images: torch.Tensor, cfg: TrainConfig) -> np.ndarray:
+    """Class probabilities (N×K float32) for uint8 ``images``."""
+    probs = _batched(model, images, cfg, features=False)
+    if not np.all(np.isfinite(probs)):
+        raise TaskError(
+            f"{cfg.label} produced non-finite predictions (diverged weights); lower the task's "
+            f"`lr` (currently {cfg.lr:g})"
+        )
+    return probs
+
+
+def embed(model: Classifier, images: torch.Tensor, cfg: TrainConfig) -> np.ndarray:
+    """Backbone features (N×d float32) for uint8 ``images``."""
+    return _batched(model, images, cfg, features=True)
+
+
+def classification_scores(
+    y_true: np.ndarray, probs: np.ndarray, n_classes: int, prefix: str = ""
+) -> dict[str, float]:
+    """accuracy, balanced_accuracy, auc and f1 (macro) of predicted probabilities.
+
+    AUC is ROC AUC for two classes and the macro one-vs-rest AUC otherwise. When the
+    evaluation labels miss a class, AUC averages over the classes present (one-vs-rest on
+    the renormalised columns) — it is undefined with fewer than two classes (TaskError).
+    """
+    y_true = np.asarray(y_true)
+    pred = probs.argmax(axis=1)
+    present = np.unique(y_true)
+    if present.size < 2:
+        raise TaskError(
+            f"the evaluation split holds only class {present.tolist()}: accuracy is defined but "
+            f"AUC and balanced accuracy need at least two classes"
+        )
+    if n_classes == 2:
+        auc = roc_auc_score(y_true, probs[:, 1])
+    else:
+        sub = probs[:, present]
+        sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
+        auc = roc_auc_score(y_true, sub, multi_class="ovr", average="macro", labels=present)
+    scores = {
+        "accuracy": float(np.mean(pred == y_true)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)),
+        "auc": float(auc),
+        "f1": float(f1_score(y_true, pred, average="macro", labels=present, zero_division=0)),
+    }
+    return {prefix + k: v for k, v in scores.items()}
