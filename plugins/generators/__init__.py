@@ -9,8 +9,10 @@ from medsynbench import hookimpl
 PLUGINS: list[type] = []
 
 from .baselines import ClassicalAugment, CopyReal, Noise  # noqa: E402
+from .folder import Folder  # noqa: E402
+from .stylegan2 import StyleGAN2  # noqa: E402
 
-PLUGINS.extend([CopyReal, ClassicalAugment, Noise])
+PLUGINS.extend([CopyReal, ClassicalAugment, Noise, Folder, StyleGAN2])
 
 from .ldm import LDM  # noqa: E402
 from .vqvae2 import VQVAE2  # noqa: E402

@@ -1,0 +1,159 @@
+"""StyleGAN2 tiny preset on CPU: resumable fit, deterministic sampling, truncation, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_toy_splits
+from medsynbench import DataSplits, ImageSet, RunContext
+from medsynbench.errors import GeneratorError, ParameterError
+from medsynbench.plugins.generators.stylegan2 import StyleGAN2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Any:
+    """One intra-op thread: on a shared 2-core CI box, oversubscribed threads are ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy() -> DataSplits:
+    return make_toy_splits(n_per_class=24, size=16, channels=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(toy: DataSplits, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny StyleGAN2 whose fit is interrupted by its time limit, then resumed."""
+    workdir = tmp_path_factory.mktemp("stylegan2")
+    messages: list[str] = []
+    ctx = RunContext(device="cpu", seed=0, workdir=workdir, log=messages.append)
+    first = StyleGAN2(preset="tiny", max_train_seconds=1e-3).fit(
+        toy.train, toy.class_names, workdir, ctx
+    )
+    gen = StyleGAN2(preset="tiny")
+    second = gen.fit(toy.train, toy.class_names, workdir, ctx)
+    return {"gen": gen, "ctx": ctx, "first": first, "second": second, "log": messages}
+
+
+def test_fit_is_resumable_and_reports_training_facts(fitted: dict[str, Any]) -> None:
+    first, second = fitted["first"], fitted["second"]
+    assert first["stopped_early"] and first["steps"] == 1
+    assert any("resuming" in m and "step 1" in m for m in fitted["log"])
+    assert second["steps"] == 50 and not second["stopped_early"]  # tiny: 0.4 kimg / batch 8
+    assert second["train_seconds"] > 0 and np.isfinite(second["final_loss"])
+    assert {"final_loss_g", "final_loss_d", "kimg"} <= set(second)
+
+
+def test_sampling_is_deterministic_and_class_conditional(fitted: dict[str, Any]) -> None:
+    gen, ctx = fitted["gen"], fitted["ctx"]
+    out = gen.sample([6, 6], seed=3, ctx=ctx)
+    assert out.images.shape == (12, 1, 16, 16) and out.images.dtype == np.uint8
+    assert out.labels.tolist() == [0] * 6 + [1] * 6
+    np.testing.assert_array_equal(gen.sample([6, 6], seed=3, ctx=ctx).images, out.images)
+    assert not np.array_equal(gen.sample([6, 6], seed=4, ctx=ctx).images, out.images)
+    # A class's images depend only on (seed, class), not on the other classes' counts.
+    np.testing.assert_array_equal(gen.sample([6, 1], seed=3, ctx=ctx).images[:6], out.images[:6])
+    # A fresh instance restores the same generator from the checkpoint.
+    loaded = StyleGAN2(preset="tiny")
+    loaded.load(ctx.workdir, ctx)
+    np.testing.assert_array_equal(loaded.sample([6, 6], seed=3, ctx=ctx).images, out.images)
+    # The toy classes are dark (70) and bright (170): the label must steer the brightness.
+    assert out.images[6:].mean() - out.images[:6].mean() > 30
+
+
+def test_truncation_zero_gives_one_image_per_class(fitted: dict[str, Any]) -> None:
+    gen, ctx = fitted["gen"], fitted["ctx"]
+    out = gen.sample([4, 4], seed=0, ctx=ctx, truncation=0.0)
+    for c in (0, 1):
+        assert len({img.tobytes() for img in out.images[out.labels == c]}) == 1
+    assert not np.array_equal(out.images[0], out.images[4])
+    full = gen.sample([4, 4], seed=0, ctx=ctx, truncation=1.0)
+    assert len({img.tobytes() for img in full.images}) == 8
+    noisy = gen.sample([4, 4], seed=0, ctx=ctx, noise_mode="random")
+    assert not np.array_equal(noisy.images, full.images)
+    with pytest.raises(ParameterError, match="truncation"):
+        gen.sample([1, 1], seed=0, ctx=ctx, truncation=-0.5)
+    assert StyleGAN2.sample_parameters["truncation"].sweepable
+
+
+def test_fit_is_deterministic_for_a_seed(toy: DataSplits, tmp_path: Path) -> None:
+    states = []
+    for run in ("a", "b"):
+        ctx = RunContext(device="cpu", seed=7, workdir=tmp_path / run)
+        gen = StyleGAN2(preset="tiny", kimg=0.024)
+        gen.fit(toy.train, toy.class_names, ctx.workdir, ctx)
+        states.append(gen.sample([2, 2], seed=0, ctx=ctx).images)
+    np.testing.assert_array_equal(states[0], states[1])
+
+
+def test_rgb_32px_shapes(tmp_path: Path) -> None:
+    splits = make_toy_splits(n_per_class=4, size=32, channels=3)
+    ctx = RunContext(device="cpu", seed=0, workdir=tmp_path)
+    gen = StyleGAN2(preset="tiny", kimg=0.016)
+    assert gen.fit(splits.train, splits.class_names, tmp_path, ctx)["steps"] == 2
+    assert gen.sample([1, 2], seed=0, ctx=ctx).images.shape == (3, 3, 32, 32)
+
+
+def test_sample_before_fit(ctx: RunContext) -> None:
+    with pytest.raises(GeneratorError, match="before fit"):
+        StyleGAN2(preset="tiny").sample([1, 1], seed=0, ctx=ctx)
+
+
+def test_zero_images_requested(fitted: dict[str, Any]) -> None:
+    with pytest.raises(GeneratorError, match="0 images"):
+        fitted["gen"].sample([0, 0], seed=0, ctx=fitted["ctx"])
+
+
+def test_checkpoint_from_another_configuration(fitted: dict[str, Any]) -> None:
+    other = StyleGAN2(preset="tiny", batch_size=4)
+    with pytest.raises(GeneratorError, match=r"batch_size: checkpoint=8 current=4") as err:
+        other.load(fitted["ctx"].workdir, fitted["ctx"])
+    assert "stylegan2.pt" in str(err.value) and "Current config" in str(err.value)
+
+
+def test_missing_checkpoint(tmp_path: Path, ctx: RunContext) -> None:
+    with pytest.raises(GeneratorError, match=r"no checkpoint at .*stylegan2\.pt"):
+        StyleGAN2(preset="tiny").load(tmp_path, ctx)
+
+
+def test_divergence_to_nan_stops_with_generator_error(toy: DataSplits, ctx: RunContext) -> None:
+    gen = StyleGAN2(preset="tiny", lr=1e30)
+    with pytest.raises(GeneratorError, match="diverged at step"):
+        gen.fit(toy.train, toy.class_names, ctx.workdir, ctx)
+
+
+def test_resolution_must_be_a_power_of_two(ctx: RunContext) -> None:
+    images = ImageSet(np.zeros((4, 1, 12, 12), np.uint8), np.array([0, 0, 1, 1]))
+    with pytest.raises(GeneratorError, match=r"power-of-two.*12×12"):
+        StyleGAN2(preset="tiny").fit(images, ("a", "b"), ctx.workdir, ctx)
+
+
+def test_efficiency_on_cpu(fitted: dict[str, Any]) -> None:
+    report = fitted["gen"].efficiency(fitted["ctx"], (1, 16, 16))
+    assert report["seconds_per_1000"] > 0
+    assert "peak_gpu_memory_mb_8" not in report  # no GPU: not reported rather than faked
+
+
+def test_unknown_preset_and_bad_override() -> None:
+    with pytest.raises(ParameterError, match="preset"):
+        StyleGAN2(preset="huge")
+    with pytest.raises(ParameterError, match="style_mixing"):
+        StyleGAN2(style_mixing=1.5)
+
+
+@pytest.mark.gpu
+def test_gpu_fit_and_sample_amp_channels_last(toy: DataSplits, tmp_path: Path) -> None:
+    ctx = RunContext(device="cuda", seed=0, workdir=tmp_path)
+    gen = StyleGAN2(preset="tiny", kimg=0.08)
+    gen.fit(toy.train, toy.class_names, tmp_path, ctx)
+    out = gen.sample([2, 2], seed=0, ctx=ctx)
+    assert out.images.shape == (4, 1, 16, 16)
+    assert gen.efficiency(ctx, (1, 16, 16))["peak_gpu_memory_mb_8"] > 0
+    assert torch.cuda.is_available()
