@@ -17,26 +17,11 @@ import numpy as np
 from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError
 
-__all__ = ["ClassicalAugment", "CopyReal", "Noise", "check_counts_simple"]
+from .training import check_counts, require_fitted
+
+__all__ = ["ClassicalAugment", "CopyReal", "Noise"]
 
 _META = "baseline.json"
-
-
-def check_counts_simple(counts: Sequence[int], n_classes: int, who: str) -> list[int]:
-    """Validate per-class ``counts``: one non-negative int per class, at least one image in all."""
-    values = [int(c) for c in counts]
-    if len(values) != n_classes:
-        raise GeneratorError(
-            f"generator {who!r}: got {len(values)} per-class counts but it was fitted on "
-            f"{n_classes} classes; pass one count per class"
-        )
-    if any(c < 0 for c in values):
-        raise GeneratorError(f"generator {who!r}: per-class counts must be >= 0, got {values}")
-    if sum(values) == 0:
-        raise GeneratorError(
-            f"generator {who!r}: 0 images requested (counts {values}); ask for at least one image"
-        )
-    return values
 
 
 def _labels_for(counts: Sequence[int]) -> np.ndarray:
@@ -47,13 +32,6 @@ def _draw_indices(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
     """``n`` items of ``pool``: without replacement while possible, then another permutation."""
     rounds = [rng.permutation(pool) for _ in range(-(-n // len(pool)))] if n else []
     return np.concatenate(rounds)[:n] if rounds else np.zeros(0, dtype=np.int64)
-
-
-def _not_ready(who: str) -> GeneratorError:
-    return GeneratorError(
-        f"generator {who!r}: sample() called before fit() or load(); fit it on a training "
-        "split first (or load() the workdir a previous fit wrote)"
-    )
 
 
 class _RealImageBaseline(Generator):
@@ -89,9 +67,9 @@ class _RealImageBaseline(Generator):
 
     def _pick(self, counts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
         """Indices of training images, ``counts[c]`` of class ``c``, grouped by class."""
-        if self._train is None:
-            raise _not_ready(self.name)
-        values = check_counts_simple(counts, len(self._class_names), self.name)
+        require_fitted(self._train, self.name)
+        assert self._train is not None
+        values = check_counts(counts, len(self._class_names), self.name)
         picked = []
         for c, n in enumerate(values):
             pool = np.flatnonzero(self._train.labels == c)
@@ -230,9 +208,9 @@ class Noise(Generator):
         self, counts: Sequence[int], seed: int, ctx: RunContext, **sample_params: Any
     ) -> ImageSet:
         """``counts[c]`` noise images labelled ``c``."""
-        if self._state is None:
-            raise _not_ready(self.name)
-        values = check_counts_simple(counts, len(self._state["class_names"]), self.name)
+        require_fitted(self._state, self.name)
+        assert self._state is not None
+        values = check_counts(counts, len(self._state["class_names"]), self.name)
         c_, h, w = self._state["image_shape"]
         rng = np.random.default_rng(seed)
         parts = []

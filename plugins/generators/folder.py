@@ -27,7 +27,7 @@ from medsynbench.errors import DataError, GeneratorError
 from medsynbench.params import did_you_mean
 from PIL import Image
 
-from .baselines import check_counts_simple
+from .training import check_counts
 
 __all__ = ["IMAGE_SUFFIXES", "Folder", "write_folder"]
 
@@ -228,7 +228,7 @@ class Folder(Generator):
                 "and reads the folder first"
             )
         class_names = self._manifest["class_names"]
-        values = check_counts_simple(counts, len(class_names), self.name)
+        values = check_counts(counts, len(class_names), self.name)
         rng = np.random.default_rng(seed)
         picked = []
         for c, n in enumerate(values):

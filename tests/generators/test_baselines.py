@@ -111,7 +111,7 @@ def test_load_without_fit_names_the_file(cls: type, tmp_path: Path, ctx: RunCont
 @pytest.mark.parametrize("cls", [CopyReal, ClassicalAugment, Noise])
 @pytest.mark.parametrize(
     ("counts", "message"),
-    [([0, 0], "0 images requested"), ([1], "2 classes"), ([-1, 3], ">= 0")],
+    [([0, 0], "0 images in total"), ([1], "2 classes"), ([-1, 3], ">= 0")],
 )
 def test_bad_counts(cls: type, counts: list[int], message: str, ctx: RunContext) -> None:
     gen = _fitted(cls, ctx, _train())

@@ -109,7 +109,7 @@ def test_zero_images_and_sample_before_fit(tmp_path: Path, ctx: RunContext) -> N
     with pytest.raises(GeneratorError, match="before fit"):
         Folder(root=str(tmp_path / "synth")).sample([1, 1], seed=0, ctx=ctx)
     gen = _fit(tmp_path / "synth", ctx)
-    with pytest.raises(GeneratorError, match="0 images requested"):
+    with pytest.raises(GeneratorError, match="0 images in total"):
         gen.sample([0, 0], seed=0, ctx=ctx)
 
 
