@@ -50,6 +50,8 @@ def add_parser(subparsers: Any) -> None:
                      help="only validate the submission; write nothing")
     pub.add_argument("--register-suite", action="store_true",
                      help="maintainers: add the submission's suite version and hash to suites.json")
+    # accepted after the sub-command too; the top-level main() looks for it in argv
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(func=handle)
 
 

@@ -118,7 +118,9 @@ def _ranked_table(document: Mapping[str, Any], ok: Sequence[Mapping[str, Any]]) 
             text = _e(utility_cell(result, escape=str))
             css = "num sig" if isinstance(result, Mapping) and result.get("significant") else "num"
             sort = _num_attr(delta if isinstance(delta, int | float) else None)
-            cells.append(f'<td class="{css}" data-sort="{sort}">{text}</td>')
+            note = result.get("note") if isinstance(result, Mapping) else None
+            tip = f' title="{_e(note)}"' if note else ""
+            cells.append(f'<td class="{css}" data-sort="{sort}"{tip}>{text}</td>')
         for column in columns:
             value = column.value(entry)
             cells.append(

@@ -199,3 +199,16 @@ def test_script_name_is_escaped_everywhere(tmp_path: Path) -> None:
 
 def test_suite_hash_kept_in_markdown(site: Path) -> None:
     assert SUITE_HASH[:12] in (site / "leaderboard.md").read_text()
+
+
+def test_console_script_prints_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medsynbench.cli import main
+
+    first = write_results(tmp_path / "a", make_results([make_entry("x")]))
+    other = write_results(tmp_path / "b", make_results([make_entry("y")], suite_hash="c" * 64))
+    assert main(["leaderboard", str(first), str(other), "--out", str(tmp_path / "site")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot merge results of different suites")
+    assert "Traceback" not in error
