@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .columns import Column, efficiency_columns, format_number, format_p, metric_columns
+from .correlation import correlations as compute_correlations
 from .ranking import rank_entries, utility_tasks
 
 __all__ = ["md_escape", "render_markdown", "utility_cell"]
@@ -112,8 +113,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     """The ranked leaderboard of a results (or leaderboard) document as Markdown.
 
     Columns: rank, entry, baseline marker, one Δ column per utility task (pp, 95% CI, p and Holm
-    p, ✔ when significant), then fidelity / variety / privacy / efficiency values. Failed entries
-    are listed with their errors; a ``correlations`` list, when present, is rendered as a table.
+    p, ✔ when significant), then fidelity / variety / privacy / efficiency values, then the rank
+    correlation of each metric with utility (the document's ``correlations``, computed when
+    absent) and the failed entries with their errors.
     Every user-supplied string is escaped, so names cannot inject HTML or Markdown.
     """
     raw_entries = results.get("entries") or []
@@ -151,6 +153,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", SIGNIFICANCE_LEGEND, ""]
 
     correlations = results.get("correlations")
+    if correlations is None:  # a plain results document: compute them here
+        correlations = compute_correlations(entries)
     if isinstance(correlations, list) and correlations:
         lines += _correlation_section(correlations)
     if failed:

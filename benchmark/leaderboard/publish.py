@@ -286,6 +286,10 @@ def regenerate_site(root: str | Path = "leaderboard") -> Path:
             f"{len(ranked)} ranked entries, first: {best}</li>"
         )
     site.mkdir(parents=True, exist_ok=True)
+    current = {_slug(f"{name}-{version}" if version else name) for name, version in groups}
+    for stale in site.iterdir():  # leaderboards whose submissions were all removed
+        if stale.is_dir() and stale.name not in current and (stale / "leaderboard.json").exists():
+            shutil.rmtree(stale)
     (site / "index.html").write_text(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         "<title>MedSynBench leaderboards</title></head><body style=\"font-family:sans-serif\">"

@@ -94,3 +94,10 @@ def test_markdown_escapes_names_and_errors() -> None:
 def test_markdown_without_completed_entries() -> None:
     text = render_markdown(make_results([make_entry("x", status="failed")]))
     assert "no entry completed" in text and "x" in text
+
+
+def test_markdown_of_plain_results_includes_correlations() -> None:
+    text = render_markdown(make_results(standard_entries()))
+    assert "## Does fidelity predict utility?" in text
+    fid_row = next(line for line in text.splitlines() if line.startswith("| fid.fid |"))
+    assert "| 5 | -0.300 (0.624) | -0.200 (0.817) | +0.300 |" in fid_row
