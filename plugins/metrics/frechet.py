@@ -1,8 +1,10 @@
 """Fréchet distance (FID) and kernel distance (KID) on encoder features.
 
 FID = ‖μ_r − μ_f‖² + tr Σ_r + tr Σ_f − 2 tr √(Σ_r Σ_f), in float64. The trace of the matrix
-square root is Σ √λ over the eigenvalues λ of Σ_r Σ_f, obtained from the symmetric PSD matrix
-Σ_r^½ Σ_f Σ_r^½ (same eigenvalues, two symmetric eigendecompositions, no scipy ``sqrtm``).
+square root is Σ √λ over the eigenvalues λ of Σ_r Σ_f, obtained from a symmetric PSD matrix with
+the same eigenvalues: Lᵀ Σ_f L with Σ_r = L Lᵀ (Cholesky; similar to Σ_r Σ_f via L, no inverse),
+or Σ_r^½ Σ_f Σ_r^½ when Σ_r is singular (e.g. N ≤ d, dead feature dimensions). Only symmetric
+eigenvalue solvers are used — never scipy's ``sqrtm``; eigenvalues below 0 (rounding) count as 0.
 Covariances use the unbiased N−1 normalisation (as ``numpy.cov``, pytorch-fid, torch-fidelity).
 
 KID is the unbiased MMD² with the polynomial kernel k(x, y) = (xᵀy / d + 1)³, averaged over
@@ -42,7 +44,8 @@ def feature_statistics(features: torch.Tensor, name: str = "features"
 
 def _sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
     eigvals, eigvecs = torch.linalg.eigh(sigma)
-    return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
+    root: torch.Tensor = (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
+    return root
 
 
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike,
@@ -57,8 +60,11 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise DataError(f"statistics do not match: mu1 {tuple(m1.shape)}, mu2 {tuple(m2.shape)}, "
                         f"sigma1 {tuple(s1.shape)}, sigma2 {tuple(s2.shape)}")
-    root1 = _sqrt_psd((s1 + s1.T) / 2)
-    middle = root1 @ s2 @ root1
+    s1 = (s1 + s1.T) / 2
+    factor, info = torch.linalg.cholesky_ex(s1)
+    if int(info) != 0:  # singular Σ1: fall back to the symmetric square root
+        factor = _sqrt_psd(s1)
+    middle = factor.T @ s2 @ factor
     eigvals = torch.linalg.eigvalsh((middle + middle.T) / 2)
     trace_sqrt = eigvals.clamp(min=0).sqrt().sum()
     diff = m1 - m2

@@ -143,15 +143,35 @@ def iter_blocks(a: Points, b: Points, max_rows: int | None = None
         yield start, stop, block_distances(a, start, stop, b)
 
 
+def _merge_smallest(best: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """The k smallest of each row of ``best`` (N×k, sorted) together with ``candidates``."""
+    k = best.shape[1]
+    return torch.topk(torch.cat([best, candidates], dim=1), k, dim=1, largest=False,
+                      sorted=True).values
+
+
 def neighbour_distances(x: Points, k: int, max_rows: int | None = None) -> torch.Tensor:
     """N×k sorted distances from each point to its 1st … k-th nearest *other* point.
 
     "Other" is by index: a point's own zero distance is excluded, but a duplicate of it counts
-    (so a duplicated image has r_1 = 0).
+    (so a duplicated image has r_1 = 0). Each pair is computed once: a strip of rows
+    ``start:stop`` is compared with points ``start:N`` only, and the strip's columns update
+    the neighbours of the later points.
     """
-    out = torch.empty(len(x), k, dtype=torch.float64, device=x.device)
-    for start, stop, block in iter_blocks(x, x, max_rows):
+    n = len(x)
+    best = torch.full((n, k), float("inf"), dtype=torch.float64, device=x.device)
+    step = row_step(x, x, max_rows)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        tail = Points(x.data[start:], x.distance,
+                      None if x.sq_norms is None else x.sq_norms[start:])
+        block = block_distances(x, start, stop, tail)  # block[r, c] = d(x[start+r], x[start+c])
         rows = torch.arange(stop - start, device=x.device)
-        block[rows, rows + start] = float("inf")
-        out[start:stop] = torch.topk(block, k, dim=1, largest=False, sorted=True).values
-    return out
+        block[rows, rows] = float("inf")
+        smallest = torch.topk(block, min(k, block.shape[1]), dim=1, largest=False).values
+        best[start:stop] = _merge_smallest(best[start:stop], smallest)
+        if stop < n:
+            later = block[:, stop - start :]
+            smallest = torch.topk(later, min(k, later.shape[0]), dim=0, largest=False).values
+            best[stop:] = _merge_smallest(best[stop:], smallest.T)
+    return best

@@ -14,9 +14,10 @@ Ties are judged as in :mod:`.knn` (relative 1e-9). Percentiles use linear interp
 (``numpy.quantile``'s default).
 
 Authenticity (Alaa et al. 2022, "How faithful is your synthetic data?", their reference
-implementation): s is *inauthentic* when its nearest real image r* is at least as close to s as
-to r*'s own nearest other real image: d(s, r*) ≤ r_1(r*). If several real images tie as nearest,
-s is inauthentic when any of them satisfies this. ``authenticity`` = fraction of authentic s.
+implementation): s is *inauthentic* when it is at least as close to its nearest real image r*
+as r*'s own nearest other real image is: d(s, r*) ≤ r_1(r*). If several real images tie as
+nearest, s is inauthentic when any of them satisfies this. ``authenticity`` = fraction of
+authentic s. An exact copy of a real image is always inauthentic (d = 0 ≤ r_1).
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def mean_image(images: np.ndarray) -> np.ndarray:
     total = np.zeros(arr.shape[1:], dtype=np.float64)
     for start in range(0, arr.shape[0], _CHUNK):
         total += arr[start : start + _CHUNK].sum(axis=0, dtype=np.float64)
-    return np.clip(np.rint(total / arr.shape[0]), 0, 255).astype(np.uint8)
+    mean: np.ndarray = np.clip(np.rint(total / arr.shape[0]), 0, 255).astype(np.uint8)
+    return mean
 
 
 def jpeg_size(image: np.ndarray) -> int:

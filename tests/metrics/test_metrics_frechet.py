@@ -64,6 +64,21 @@ def test_fid_equals_scipy_sqrtm(dim: int) -> None:
                                                                   abs=1e-6)
 
 
+@pytest.mark.parametrize("constant", [0.0, 0.7])  # 0.0: exactly singular; 0.7: ~1e-31 pivot
+def test_fid_singular_real_covariance(constant: float) -> None:
+    # A dead (constant) feature dimension makes Σ_real singular. 0.0: Cholesky fails and the
+    # symmetric square root is used; 0.7: rounding leaves a ~1e-31 pivot, Cholesky succeeds.
+    # Reference: Σ √λ over numpy's (non-symmetric) eigenvalues of Σ1Σ2.
+    rng = np.random.default_rng(9)
+    real, fake = rng.normal(size=(60, 5)), rng.normal(size=(70, 5)) * 1.5
+    real[:, 2] = constant
+    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    eig = np.linalg.eigvals(s1 @ s2).real.clip(min=0)
+    diff = real.mean(0) - fake.mean(0)
+    expected = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).sum()
+    assert metrics.fid(real, fake, device="cpu") == pytest.approx(expected, abs=1e-6)
+
+
 def test_fid_identical_sets_is_zero_and_float32_promoted() -> None:
     real = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
     assert abs(metrics.fid(real, real, device="cpu")) < 1e-9
