@@ -47,6 +47,8 @@ def utility_cell(result: Any, escape: Callable[[str], str] | None = None) -> str
     p_value, p_holm = result.get("p_value"), result.get("p_value_holm")
     if isinstance(p_value, int | float):
         parts.append(f"p={format_p(float(p_value))}")
+    else:
+        parts.append("p=—")  # the task's note says why (e.g. every seed gave Δ = 0)
     if isinstance(p_holm, int | float):
         parts.append(f"(Holm {format_p(float(p_holm))})")
     if result.get("significant") is True:
