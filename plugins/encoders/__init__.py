@@ -10,8 +10,9 @@ from medsynbench import hookimpl
 from .efficientnet_lite import EfficientNetLite0
 from .inception_fid import InceptionFID
 from .timm_encoder import TimmEncoder
+from .vqvae_codes import VQVAECodes
 
-PLUGINS: list[type] = [EfficientNetLite0, InceptionFID, TimmEncoder]
+PLUGINS: list[type] = [EfficientNetLite0, InceptionFID, TimmEncoder, VQVAECodes]
 
 
 @hookimpl
