@@ -42,7 +42,7 @@ class Augmentation(ClassifierTask):
         "train_seconds": "wall time of the training loop",
     }
 
-    def run_seed(
+    def run_arm(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
     ) -> dict[str, float]:
         """Train with (or without) the synthetic images and score on ``eval_split``."""

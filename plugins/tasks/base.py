@@ -25,6 +25,7 @@ from .classifiers import CLASSIFIERS, Classifier, build_classifier
 from .training import (
     TrainConfig,
     classification_scores,
+    cpu_threads,
     predict_proba,
     resolve_device,
     seeded,
@@ -65,6 +66,11 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
         "null: random initialisation", nullable=True,
     ),
     "amp": Param(True, bool, "bfloat16 autocast on CUDA (ignored on CPU)"),
+    "cpu_threads": Param(
+        1, int, "torch CPU threads while this task runs (null: torch's default); 1 is fastest "
+        "for the small CNN on a shared machine and keeps results machine-independent",
+        nullable=True, check=_positive_int,
+    ),
     "eval_split": Param("test", str, "real split the classifier is evaluated on"),
 }
 
@@ -90,6 +96,22 @@ class ClassifierTask(Task):
         "f1": "macro F1",
         "init_pretrained": "1.0 when the classifier started from ImageNet weights, else 0.0",
     }
+
+    def run_seed(
+        self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
+    ) -> dict[str, float]:
+        """Check the synthetic set, then run :meth:`run_arm` with the CPU thread count pinned."""
+        if synthetic is not None:
+            self.check_synthetic(data, synthetic)
+        on_cpu = resolve_device(ctx.device).type == "cpu"
+        with cpu_threads(self.params["cpu_threads"] if on_cpu else None):
+            return self.run_arm(data, synthetic, seed, ctx)
+
+    def run_arm(
+        self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
+    ) -> dict[str, float]:
+        """One seed of one arm (``synthetic=None``: the baseline arm); subclasses implement."""
+        raise NotImplementedError
 
     def check(self) -> None:
         """``ratio`` and ``count`` exclude each other; ``weights`` needs a torchvision net."""

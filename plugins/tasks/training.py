@@ -32,6 +32,7 @@ from .classifiers import Classifier, preprocess
 __all__ = [
     "TrainConfig",
     "classification_scores",
+    "cpu_threads",
     "embed",
     "predict_proba",
     "resolve_device",
@@ -65,6 +66,23 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {device!r} requested but CUDA is not available")
     return resolved
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Pin torch's intra-op CPU thread count to ``n`` for the duration (None: leave it).
+
+    Small CPU models gain little from threads but lose a lot (10× measured) when the cores
+    are oversubscribed, and a fixed count keeps float reductions — hence results — the same
+    on machines with different core counts.
+    """
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager
