@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ class VQVAECodes(Encoder):
         "integer code maps (1/8 resolution, codebook 512) of a VQ-VAE fitted on the real "
         "training split, for Hamming-space fidelity/privacy"
     )
-    output: ClassVar[str] = "codes"  # type: ignore[assignment]
+    output: ClassVar[Literal["features", "codes"]] = "codes"
     needs_fit: ClassVar[bool] = True
     parameters: ClassVar[dict[str, Param]] = {
         "codebook_size": Param(512, int, "number of codes", check=positive),
