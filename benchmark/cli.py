@@ -127,12 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("kind")
     lister.set_defaults(func=_cmd_list)
 
-    try:  # TODO(lead): plain import once medsynbench.leaderboard.cli has landed
-        from .leaderboard import cli as leaderboard_cli
-    except ImportError:
-        leaderboard_cli = None
-    if leaderboard_cli is not None:
-        leaderboard_cli.add_parser(sub)
+    from .leaderboard import cli as leaderboard_cli
+
+    leaderboard_cli.add_parser(sub)
     get_registry().hook.register_commands(subparsers=sub)
     return parser
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import make_toy_splits
+from medsynbench.testing import make_toy_splits
 from medsynbench import DataSplits, ImageSet, RunContext
 from medsynbench.errors import GeneratorError, ParameterError
 from medsynbench.plugins.generators.stylegan2 import StyleGAN2
