@@ -52,7 +52,7 @@ class InputSpec:
     """How uint8 N×C×H×W images become a classifier's float input."""
 
     channels: int
-    size: int | None  # square side in pixels; None keeps the dataset's resolution
+    size: int | tuple[int, int] | None  # side (or H, W) in pixels; None: keep the images' size
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -203,10 +203,9 @@ def preprocess(batch: torch.Tensor, spec: InputSpec) -> torch.Tensor:
         else:  # RGB into a grayscale network: ITU-R 601 luma
             weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             x = (x * weights).sum(dim=1, keepdim=True)
-    if spec.size is not None and (x.shape[-2], x.shape[-1]) != (spec.size, spec.size):
-        x = F.interpolate(
-            x, size=(spec.size, spec.size), mode="bilinear", align_corners=False, antialias=True
-        )
+    size = (spec.size, spec.size) if isinstance(spec.size, int) else spec.size
+    if size is not None and (x.shape[-2], x.shape[-1]) != size:
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
     mean = x.new_tensor(spec.mean).view(1, -1, 1, 1)
     std = x.new_tensor(spec.std).view(1, -1, 1, 1)
     return (x - mean) / std
