@@ -6,12 +6,18 @@ from typing import Any
 
 from medsynbench import hookimpl
 
+from .chexpert import CheXpertPE
+from .ct import CTMontage
 from .folders import LC25000, BcssLizard, ImageFolder, KaggleCXR, Kather2016
 from .medmnist import MedMNIST, PathMNIST, PneumoniaMNIST
+from .phantom_ct import PhantomCT
+from .phantom_pathology import PhantomPathology
 from .phantom_xray import PhantomXray
 
 PLUGINS: list[type] = [
     PhantomXray,
+    PhantomPathology,
+    PhantomCT,
     MedMNIST,
     PneumoniaMNIST,
     PathMNIST,
@@ -19,6 +25,8 @@ PLUGINS: list[type] = [
     LC25000,
     KaggleCXR,
     BcssLizard,
+    CheXpertPE,
+    CTMontage,
     ImageFolder,
 ]
 

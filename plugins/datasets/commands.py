@@ -124,7 +124,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Handler of ``data prepare``: patch extraction for bcss-lizard, else fill the cache."""
     if args.name == "bcss-lizard" and args.slides:
-        from .bcss_prepare import prepare_bcss_lizard
+        from .bcss_prepare import load_mapping, prepare_bcss_lizard
 
         if not args.masks or not args.out:
             raise ParameterError("data prepare bcss-lizard --slides needs --masks and --out")
@@ -134,6 +134,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                 Path(args.slides), Path(args.masks), Path(args.out), ctx,
                 patch=args.patch, min_fraction=args.min_fraction, seed=args.seed,
                 paper_sizes=not args.all_patches,
+                mapping=load_mapping(Path(args.mapping) if args.mapping else None),
             )
         for split, per_class in counts.items():
             print(f"{split:<8}" + "  ".join(f"{c}={n}" for c, n in per_class.items()))
@@ -180,6 +181,7 @@ def register_commands(subparsers: Any) -> None:
     prepare.add_argument("--min-fraction", type=float, default=0.5,
                          help="share of a patch its majority class must cover")
     prepare.add_argument("--seed", type=int, default=0)
+    prepare.add_argument("--mapping", help="bcss-lizard: JSON class → mask codes (default BCSS)")
     prepare.add_argument("--all-patches", action="store_true",
                          help="keep every patch instead of the paper's split sizes")
     prepare.set_defaults(func=cmd_prepare)
