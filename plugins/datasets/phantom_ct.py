@@ -1,7 +1,7 @@
 """``phantom-ct``: procedural chest/abdomen CT volumes in HU, cut into montages like the CT study.
 
 A volume is 80 axial slices (20 montages × 4) from lung apex to kidneys: air (−1000 HU), a
-body ellipse with a subcutaneous fat ring (−100) around mottled soft tissue (−40..60), lungs
+body ellipse with a subcutaneous fat ring (−100) around mottled soft tissue (about 10), lungs
 (−850) that taper in and out, heart (45), contrast-filled aorta (150), liver (65), kidneys
 (30, brighter cortex) and the spine (700, canal 20). Anatomy is jittered per volume;
 Gaussian noise is added in HU. Class ``lesions`` adds 8–14 spherical lesions spread over the
@@ -49,12 +49,12 @@ def render_volume(
     bw, bh = u(0.78, 0.9), u(0.55, 0.66)
     body = _ellipse(x, y, 0.0, 0.05, bw, bh)
     vol = np.where(body, -100.0, vol)
-    # Inside the fat ring: muscle/bowel/mesenteric fat, a smooth mottled −40..60 HU.
+    # Inside the fat ring: muscle, bowel and mesenteric fat as a smooth mottle around 10 HU.
     coarse = rng.standard_normal((depth // 8 + 2, 6, 6)).astype(np.float32)
     zoom = (depth / coarse.shape[0], side / 6, side / 6)
     mottle = ndimage.zoom(coarse, zoom, order=1, grid_mode=True, mode="nearest")
     inner = _ellipse(x, y, 0.0, 0.05, bw - 0.08, bh - 0.08)
-    vol = np.where(inner, 10.0 + 25.0 * mottle, vol)
+    vol = np.where(inner, 10.0 + 10.0 * mottle, vol)
     taper = np.clip(np.sin(np.pi * np.clip(zz / 0.5, 0, 1)), 0, 1) * (zz < 0.5)
     lungs = np.zeros(vol.shape, dtype=bool)
     for sign in (-1.0, 1.0):

@@ -57,6 +57,9 @@ def _nuclei(
     if centres is None:
         centres = rng.uniform(0, side, size=(count, 2))
     centres = np.clip(centres.astype(int), 0, side - 1)
+    if len(centres) == 0:  # tiny patches of sparse tissue
+        empty = np.zeros((side, side), dtype=np.float32)
+        return empty, empty
     seeds = np.ones((side, side), dtype=bool)
     seeds[centres[:, 0], centres[:, 1]] = False
     distance, (rows, cols) = ndimage.distance_transform_edt(
