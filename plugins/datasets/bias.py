@@ -5,6 +5,10 @@ marker ("R") of the Kaggle pediatric set, and that a classifier can use it as a 
 re-evaluation cropped the image border where the markers sit. These helpers do both on uint8
 N×C×H×W arrays so that any X-ray dataset (phantom or real) can be probed the same way.
 
+Datasets of X-rays declare :data:`BIAS_PARAMETERS` and pass their splits through
+:func:`apply_bias`, so a suite can set ``marker_rate`` (inject the shortcut, adding the probe
+splits ``test_swapped`` and ``test_nomarker``) and ``crop_border`` (the cropped re-evaluation).
+
 Marker placement is expressed as *slots*: named corners of the image. A dataset that makes the
 marker class-dependent gives every class its own slot (see :data:`CLASS_SLOTS`).
 """
@@ -12,17 +16,22 @@ marker class-dependent gives every class its own slot (see :data:`CLASS_SLOTS`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from medsynbench import DataSplits, ImageSet, Param
 from medsynbench.errors import ParameterError
 from PIL import Image
 
 __all__ = [
+    "BIAS_PARAMETERS",
     "CLASS_SLOTS",
     "SLOTS",
+    "apply_bias",
     "burn_marker",
     "crop_border",
     "marker_box",
+    "marker_slot",
 ]
 
 # A 5×7 bitmap of the letter "R" (1 = ink); scaled with np.kron to the image size.
@@ -98,7 +107,8 @@ def burn_marker(
 def crop_border(images: np.ndarray, fraction: float) -> np.ndarray:
     """Cut ``fraction`` of the side off every border and resize back (the "cropped X-ray").
 
-    With the default marker geometry, ``fraction >= 0.17`` removes every corner marker.
+    With the default marker geometry, ``fraction >= 0.17`` removes every corner marker from
+    images of 64 px and more (below that the 7-pixel glyph is a larger share of the side).
     Resizing uses Pillow's antialiased bicubic filter so the output keeps the input shape.
     """
     if not 0.0 <= fraction < 0.5:
@@ -113,3 +123,76 @@ def crop_border(images: np.ndarray, fraction: float) -> np.ndarray:
             crop = Image.fromarray(np.ascontiguousarray(images[i, ch, dy : h - dy, dx : w - dx]))
             out[i, ch] = np.asarray(crop.resize((w, h), Image.Resampling.BICUBIC))
     return out
+
+
+def _rate(value: float) -> str | None:
+    return None if 0.0 <= value <= 1.0 else f"must be in [0, 1], got {value}"
+
+
+def _crop(value: float) -> str | None:
+    return None if 0.0 <= value < 0.5 else f"must be in [0, 0.5), got {value}"
+
+
+BIAS_PARAMETERS: dict[str, Param] = {
+    "marker_rate": Param(
+        0.0, float, "probability that an image carries its class's 'R' marker (0: none)",
+        check=_rate,
+    ),
+    "marker_mode": Param(
+        "position", str,
+        "position: every class has its own marker corner; presence: only abnormal classes "
+        "(label > 0) are marked", choices=("position", "presence"),
+    ),
+    "crop_border": Param(
+        0.0, float, "fraction cut off every border, resized back (the cropped re-evaluation; "
+        ">= 0.17 removes the markers at 64 px and above)", check=_crop,
+    ),
+}
+_SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+
+
+def marker_slot(label: int, n_classes: int, mode: str, swapped: bool) -> str | None:
+    """Where class ``label``'s marker sits — or, ``swapped``, where another class's would."""
+    if mode == "presence":
+        marked = label != 0
+        return CLASS_SLOTS[1] if marked != swapped else None
+    return CLASS_SLOTS[(label + 1) % n_classes if swapped else label]
+
+
+def apply_bias(data: DataSplits, params: dict[str, Any], seed: int) -> DataSplits:
+    """Inject markers (with the probe splits) and/or crop borders as ``params`` ask.
+
+    With ``marker_rate > 0`` each image of every split carries its class's marker with that
+    probability; ``test_swapped`` holds every test image marked as another class would be and
+    ``test_nomarker`` the same images unmarked (identical anatomy: differences in accuracy
+    measure the shortcut only). ``crop_border`` is applied last, to every split.
+    """
+    rate = float(params.get("marker_rate", 0.0))
+    mode = str(params.get("marker_mode", "position"))
+    crop = float(params.get("crop_border", 0.0))
+    if rate <= 0 and crop <= 0:
+        return data
+    k = data.n_classes
+    splits: dict[str, ImageSet] = {}
+    for name, split in data.splits.items():
+        if rate <= 0:
+            splits[name] = split
+            continue
+        base = np.asarray(split.images)
+        labels = split.labels
+        rng = np.random.default_rng([seed, _SPLIT_SEEDS.get(name, 9), 10**6])
+        carries = rng.random(len(labels)) < rate
+        jitter = rng.integers(-1, 2, size=(len(labels), 2))
+        slots = [marker_slot(int(c), k, mode, False) if m else None
+                 for c, m in zip(labels, carries, strict=True)]
+        splits[name] = ImageSet(burn_marker(base, slots, jitter=jitter), labels, split.groups)
+        if name == "test":
+            swapped = [marker_slot(int(c), k, mode, True) for c in labels]
+            splits["test_swapped"] = ImageSet(burn_marker(base, swapped, jitter=jitter), labels,
+                                              split.groups)
+            splits["test_nomarker"] = ImageSet(base, labels, split.groups)
+    if crop > 0:
+        splits = {name: ImageSet(crop_border(np.asarray(s.images), crop), s.labels, s.groups)
+                  for name, s in splits.items()}
+    info = {**data.info, "marker_rate": rate, "marker_mode": mode, "crop_border": crop}
+    return DataSplits(splits, data.class_names, data.modality, info)

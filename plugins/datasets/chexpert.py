@@ -29,6 +29,7 @@ import numpy as np
 from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
 
+from .bias import BIAS_PARAMETERS, apply_bias
 from .files import FILE_PARAMETERS, FileDataset, warn_small_splits
 from .splits import assert_groups_disjoint, split_indices
 
@@ -112,6 +113,7 @@ class CheXpertPE(FileDataset):
         "scale": Param(1.0, float, "fraction of the study's split sizes (quick runs)",
                        check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
         "split_seed": Param(0, int, "seed of the patient split (fixed: reproducible)"),
+        **BIAS_PARAMETERS,
     }
 
     def resolve(self, relative: str) -> Path:
@@ -169,7 +171,8 @@ class CheXpertPE(FileDataset):
             warn_small_splits(sets, 2, ctx)
             return DataSplits(sets, CLASS_NAMES, self.modality, info)
 
-        return self.prepare(ctx, [csv_path], build)
+        data = self.prepare(ctx, [csv_path], build)
+        return apply_bias(data, self.params, self.params["split_seed"])
 
 
 def _patient(path: str) -> str:

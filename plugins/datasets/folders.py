@@ -18,6 +18,7 @@ import numpy as np
 from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
 
+from .bias import BIAS_PARAMETERS, apply_bias
 from .files import FILE_PARAMETERS, FileDataset, scan_class_folders, warn_small_splits
 from .splits import SPLIT_PARAMETERS, assert_groups_disjoint
 
@@ -180,6 +181,8 @@ class KaggleCXR(ClassFolderDataset):
         "  <root>/test/{NORMAL,PNEUMONIA}/*.jpeg    (624)"
     )
     class_names_fixed: ClassVar[tuple[str, ...] | None] = ("NORMAL", "PNEUMONIA")
+    parameters: ClassVar[dict[str, Param]] = {
+        **FILE_PARAMETERS, **SPLIT_PARAMETERS, **BIAS_PARAMETERS}
     # person123_bacteria_456 / IM-0115-0001 / NORMAL2-IM-1427-0001: the patient number.
     group_pattern: ClassVar[str | None] = r"^(person\d+|(?:NORMAL2-)?IM-\d+)"
 
@@ -192,6 +195,10 @@ class KaggleCXR(ClassFolderDataset):
 
     def label_map(self, folder_names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
         return ("normal", "pneumonia"), np.arange(2)
+
+    def load(self, ctx: RunContext) -> DataSplits:
+        """The official split, with marker injection / border crop when asked."""
+        return apply_bias(super().load(ctx), self.params, self.params["split_seed"])
 
 
 # Kather 2016 folder → pathology-study class. COMPLEX (mixed stroma/tumour) and EMPTY (no

@@ -18,6 +18,7 @@ from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
 from PIL import Image
 
+from .bias import BIAS_PARAMETERS, apply_bias
 from .files import FILE_PARAMETERS, FileDataset
 
 __all__ = ["MEDMNIST_CLASSES", "MedMNIST", "PathMNIST", "PneumoniaMNIST"]
@@ -203,6 +204,11 @@ class PneumoniaMNIST(MedMNIST):
     license: ClassVar[str] = "CC BY 4.0"
     default_folder: ClassVar[str] = "pneumoniamnist"
     default_flag: ClassVar[str | None] = "pneumoniamnist"
+    parameters: ClassVar[dict[str, Param]] = {**MedMNIST.parameters, **BIAS_PARAMETERS}
+
+    def load(self, ctx: RunContext) -> DataSplits:
+        """The official split, with marker injection / border crop when asked."""
+        return apply_bias(super().load(ctx), self.params, 0)
 
 
 class PathMNIST(MedMNIST):

@@ -32,7 +32,7 @@ from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
 from PIL import Image
 from scipy import ndimage
 
-from .bias import CLASS_SLOTS, burn_marker
+from .bias import BIAS_PARAMETERS, apply_bias
 
 __all__ = ["PhantomXray", "render_xray"]
 
@@ -168,16 +168,7 @@ class PhantomXray(Dataset):
             0.2, float, "brightness added by a finding; higher is easier", check=_rate
         ),
         "noise": Param(0.05, float, "std of additive Gaussian noise (0..1 scale)", check=_rate),
-        "marker_rate": Param(
-            0.0, float, "probability that an image carries its class's 'R' marker (0: none)",
-            check=_rate,
-        ),
-        "marker_mode": Param(
-            "position", str,
-            "position: every class has its own marker corner; presence: only abnormal "
-            "classes are marked",
-            choices=("position", "presence"),
-        ),
+        **BIAS_PARAMETERS,
     }
 
     @property
@@ -186,14 +177,6 @@ class PhantomXray(Dataset):
 
     def check(self) -> None:
         """Generated data needs no files; parameters are checked by their declarations."""
-
-    def _slot(self, label: int, swapped: bool) -> str | None:
-        """Where class ``label``'s marker sits (or would sit for the other class when swapped)."""
-        k = self.params["classes"]
-        if self.params["marker_mode"] == "presence":
-            marked = label != 0
-            return CLASS_SLOTS[1] if marked != swapped else None
-        return CLASS_SLOTS[(label + 1) % k if swapped else label]
 
     def render_split(self, split: str, n_per_class: int, ctx: RunContext) -> np.ndarray:
         """Unmarked float images (N×H×W) of one split, classes in blocks of ``n_per_class``."""
@@ -213,7 +196,7 @@ class PhantomXray(Dataset):
 
     def load(self, ctx: RunContext) -> DataSplits:
         """Render train/val/test (and the marker-probe splits when ``marker_rate > 0``)."""
-        k, rate = self.params["classes"], self.params["marker_rate"]
+        k = self.params["classes"]
         counts = {"train": self.params["n_train"], "val": self.params["n_val"],
                   "test": self.params["n_test"]}
         splits: dict[str, ImageSet] = {}
@@ -221,28 +204,7 @@ class PhantomXray(Dataset):
             if split == "val" and n == 0:
                 continue
             base = (self.render_split(split, n, ctx) * 255.0 + 0.5).astype(np.uint8)[:, None]
-            labels = np.repeat(np.arange(k), n)
-            if rate <= 0:
-                splits[split] = ImageSet(base, labels)
-                continue
-            rng = np.random.default_rng([self.params["seed"], _SPLIT_IDS[split], 10**6])
-            carries = rng.random(len(labels)) < rate
-            jitter = rng.integers(-1, 2, size=(len(labels), 2))
-            slots = [
-                self._slot(int(c), False) if m else None
-                for c, m in zip(labels, carries, strict=True)
-            ]
-            splits[split] = ImageSet(burn_marker(base, slots, jitter=jitter), labels)
-            if split == "test":
-                swapped = [self._slot(int(c), True) for c in labels]
-                splits["test_swapped"] = ImageSet(
-                    burn_marker(base, swapped, jitter=jitter), labels
-                )
-                splits["test_nomarker"] = ImageSet(base, labels)
-        info: dict[str, Any] = {
-            "generator": "procedural",
-            "marker_rate": rate,
-            "marker_mode": self.params["marker_mode"],
-            "counts_per_class": {s: splits[s].counts(k).tolist() for s in splits},
-        }
-        return DataSplits(splits, self.class_names, self.modality, info)
+            splits[split] = ImageSet(base, np.repeat(np.arange(k), n))
+        info: dict[str, Any] = {"generator": "procedural"}
+        data = DataSplits(splits, self.class_names, self.modality, info)
+        return apply_bias(data, self.params, self.params["seed"])

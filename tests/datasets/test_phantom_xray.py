@@ -124,3 +124,17 @@ def test_no_marker_splits_without_markers(ctx: RunContext) -> None:
 def test_bad_parameters_are_named(params: dict) -> None:
     with pytest.raises(ParameterError, match=next(iter(params))):
         PhantomXray(**params)
+
+
+@pytest.mark.filterwarnings("ignore:.*upsampled")
+def test_bias_tools_on_real_xray_datasets(shared_data, ctx: RunContext) -> None:
+    from medsynbench.plugins.datasets.medmnist import PneumoniaMNIST
+
+    root = str(shared_data / "pneumoniamnist")
+    marked = PneumoniaMNIST(root=root, resolution=64, marker_rate=0.5).load(ctx)
+    assert {"test_swapped", "test_nomarker"} <= set(marked.splits)
+    plain = PneumoniaMNIST(root=root, resolution=64).load(ctx)
+    np.testing.assert_array_equal(marked["test_nomarker"].images, plain.test.images)
+    cropped = PneumoniaMNIST(root=root, resolution=64, marker_rate=0.5, crop_border=0.17).load(ctx)
+    np.testing.assert_array_equal(cropped.test.images, cropped["test_nomarker"].images)
+    assert cropped.train.image_shape == (1, 64, 64)
