@@ -53,7 +53,7 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
         "small-cnn", str, "small-cnn (fast, CPU), resnet18, inception_v3 (the studies'), "
         "efficientnet_lite0 (ImageNet weights offline)", choices=CLASSIFIERS,
     ),
-    "epochs": Param(8, int, "training epochs", check=_positive_int),
+    "epochs": Param(6, int, "training epochs", check=_positive_int),
     "batch_size": Param(64, int, "images per optimisation step", check=_positive_int),
     "lr": Param(2e-3, float, "Adam learning rate (cosine decay to 0)", check=_positive),
     "weight_decay": Param(1e-4, float, "Adam weight decay", check=_nonneg),

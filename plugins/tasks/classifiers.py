@@ -118,7 +118,12 @@ def _load_torchvision_weights(
     state = {k: v for k, v in state.items() if not k.startswith(drop)}
     try:
         model.load_state_dict(state, strict=False)
-        missing = [k for k in model.state_dict() if k not in state and not k.startswith(drop)]
+        missing = [
+            k
+            for k in model.state_dict()
+            # older torchvision files predate BatchNorm's num_batches_tracked buffer
+            if k not in state and not k.startswith(drop) and not k.endswith("num_batches_tracked")
+        ]
     except RuntimeError as exc:
         raise WeightsError(
             f"classifier {name!r}: {path} does not match torchvision's {name}: {exc}"

@@ -103,3 +103,17 @@ def test_multiclass_auc(ctx: RunContext) -> None:
     data = make_splits(n_classes=3)
     scores = Augmentation(**FAST).run_seed(data, None, 0, ctx)
     assert 0.0 <= scores["auc"] <= 1.0 and 0.0 <= scores["f1"] <= 1.0
+
+
+def test_one_seed_runs_and_reports_no_p_value(
+    splits: DataSplits, synthetic: ImageSet, ctx: RunContext
+) -> None:
+    from medsynbench.stats import paired_comparison
+
+    task = Augmentation(**FAST)
+    base = task.run_seed(splits, None, 0, ctx)
+    treated = task.run_seed(splits, synthetic, 0, ctx)
+    summary = paired_comparison([base["accuracy"]], [treated["accuracy"]])
+    assert summary["n"] == 1 and summary["p_value"] is None
+    assert summary["delta_pp"] == pytest.approx(100 * (treated["accuracy"] - base["accuracy"]))
+    assert "only 1 seed: no p-value" in summary["note"]
