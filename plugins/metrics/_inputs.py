@@ -69,7 +69,10 @@ def to_tensor(x: ArrayLike, name: str) -> torch.Tensor:
                             "integer codes")
         if x.dtype.byteorder not in "=|":
             x = x.astype(x.dtype.newbyteorder("="))
-        return torch.from_numpy(np.ascontiguousarray(x))
+        with warnings.catch_warnings():
+            # Read-only memory maps (cached features) are fine: metrics never write to inputs.
+            warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
+            return torch.from_numpy(np.ascontiguousarray(x))
     if isinstance(x, (list, tuple)):
         return to_tensor(np.asarray(x), name)
     raise DataError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")
@@ -98,7 +101,8 @@ def as_features(x: ArrayLike, name: str, device: torch.device) -> torch.Tensor:
 
 
 def as_codes(x: ArrayLike, name: str, device: torch.device) -> torch.Tensor:
-    """Validate integer codes (N×L, or N×h×w maps flattened); return int32 on ``device``."""
+    """Validate integer codes (N×L, or N×h×w maps flattened); return them as float32 (exact
+    for codes below 2^24) on ``device``, the form the Hamming kernel reads."""
     t = to_tensor(x, name)
     if t.dtype.is_floating_point or t.dtype.is_complex:
         raise DataError(f"{name}: Hamming distance needs integer codes, got {t.dtype}; use "
@@ -109,9 +113,10 @@ def as_codes(x: ArrayLike, name: str, device: torch.device) -> torch.Tensor:
     t = t.reshape(t.shape[0], -1)
     if t.shape[1] == 0:
         raise DataError(f"{name}: code maps have zero positions")
-    # int16 halves the bytes read by the comparison kernel; codebooks above 32767 keep int32.
-    small = int(t.max()) < 2**15 and int(t.min()) >= -(2**15)
-    return t.to(device=device).to(torch.int16 if small else torch.int32)
+    if int(t.max()) >= 2**24 or int(t.min()) <= -(2**24):
+        raise DataError(f"{name}: codes must lie in (-2^24, 2^24) (codebook indices), got "
+                        f"values from {int(t.min())} to {int(t.max())}")
+    return t.to(device=device).to(torch.float32)
 
 
 def check_pair(a: ArrayLike, b: ArrayLike, names: tuple[str, str]) -> None:

@@ -116,7 +116,7 @@ def test_small_blocks_give_identical_results(monkeypatch: pytest.MonkeyPatch) ->
     big = (metrics.prdc(real, fake, device="cpu"),
            metrics.knn_privacy(codes_r, codes_f, distance="hamming", device="cpu"))
     monkeypatch.setitem(knn._ROWS_BUDGET, "cpu", 8 * 97 * 7)  # 7 rows per block
-    monkeypatch.setitem(knn._HAMMING_BUDGET, "cpu", 7 * 12 * 5)  # 5 columns per sub-block
+    monkeypatch.setitem(knn._HAMMING_BUDGET, "cpu", 4 * 12 * 5)  # 5 code rows per kernel
     small = (metrics.prdc(real, fake, device="cpu"),
              metrics.knn_privacy(codes_r, codes_f, distance="hamming", device="cpu"))
     assert big == small
@@ -146,6 +146,8 @@ def test_bad_input_is_refused() -> None:
         metrics.knn_privacy(codes, codes[:, :12], distance="hamming", device="cpu")
     with pytest.raises(DataError, match="integer codes"):
         metrics.knn_privacy(x, x, distance="hamming", device="cpu")
+    with pytest.raises(DataError, match=r"codes must lie in"):
+        metrics.knn_privacy(codes * 2**22, codes, distance="hamming", device="cpu")
 
 
 @pytest.mark.gpu

@@ -96,3 +96,16 @@ def test_mean_image_jpeg_and_variety_across_entries(ctx: RunContext) -> None:
         "copy": {"variety": 1.0, "variety_class_mean": 0.0},
         "ldm": {"variety": 0.75, "variety_class_mean": 0.5},
     }
+
+
+def test_read_only_memory_mapped_features(tmp_path: Any) -> None:
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "real.npy", rng.normal(size=(30, 4)).astype(np.float32))
+    real = np.load(tmp_path / "real.npy", mmap_mode="r")
+    fake = real[::-1] + np.float32(0.5)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = metrics.knn_privacy(real, fake, k=3, device="cpu")
+    assert out == metrics.knn_privacy(np.array(real), fake, k=3, device="cpu")
