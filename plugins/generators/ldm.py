@@ -28,6 +28,7 @@ from medsynbench.params import Param
 from torch import nn
 
 from .training import (
+    TimeBudget,
     Trainer,
     autocast,
     check_counts,
@@ -204,7 +205,7 @@ class LDM(Generator):
         models = prepare_module(self._build(train.image_shape, len(class_names)), device)
         ae, unet, ema = models["ae"], models["unet"], models["ema"]
         work = ctx.child(workdir=Path(workdir))
-        limit = None if c["max_train_seconds"] is None else c["max_train_seconds"] / 2
+        budget = TimeBudget(c["max_train_seconds"], 2)
         images = torch.as_tensor(np.asarray(train.images))
         labels = torch.as_tensor(train.labels)
 
@@ -217,7 +218,7 @@ class LDM(Generator):
             {"ae": ae_opt},
             c["ae_steps"],
             tag="autoencoder",
-            max_seconds=limit,
+            max_seconds=budget.next_limit(),
             description="ldm autoencoder",
         )
 
@@ -233,6 +234,7 @@ class LDM(Generator):
             return {"recon": recon_loss, "vq": vq_loss}
 
         ae_result = ae_trainer.run(ae_step)
+        budget.spend(ae_result["seconds"])
         latents, latent_labels = self._encode_all(ae, images, labels, device)
         models.latent_scale.fill_(1.0 / float(latents.float().std().clamp_min(1e-6)))
         latents = latents * models.latent_scale.cpu()
@@ -247,10 +249,11 @@ class LDM(Generator):
             {"unet": opt},
             c["unet_steps"],
             tag="unet",
-            max_seconds=limit,
+            max_seconds=budget.next_limit(),
             description="ldm latent UNet",
         )
         n_classes = len(class_names)
+        ema_params, unet_params = list(ema.parameters()), list(unet.parameters())
 
         def unet_step(step: int) -> dict[str, torch.Tensor]:
             idx = trainer.batch(step, len(latents), c["batch_size"])
@@ -263,8 +266,7 @@ class LDM(Generator):
             trainer.backward(loss, opt, clip=1.0)
             decay = min(c["ema_decay"], (1 + step) / (10 + step))
             with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), unet.parameters(), strict=True):
-                    p_ema.lerp_(p, 1 - decay)
+                torch._foreach_lerp_(ema_params, unet_params, 1 - decay)
             return {"eps_mse": loss}
 
         unet_result = trainer.run(unet_step)

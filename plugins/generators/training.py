@@ -33,6 +33,7 @@ from medsynbench.kinds import RunContext
 from torch import nn
 
 __all__ = [
+    "TimeBudget",
     "Trainer",
     "autocast",
     "batch_indices",
@@ -269,6 +270,28 @@ def check_finite(losses: Mapping[str, float], step: int, name: str = "") -> None
             )
 
 
+class TimeBudget:
+    """Splits an optional total training time over stages run one after another.
+
+    Each stage may use what is left of the total divided by the number of stages still to
+    run, so time a quick stage does not use goes to the later ones.
+    """
+
+    def __init__(self, total_seconds: float | None, stages: int) -> None:
+        self.total, self.stages_left, self.spent = total_seconds, max(1, stages), 0.0
+
+    def next_limit(self) -> float | None:
+        """Seconds the next stage may use (None: unlimited)."""
+        if self.total is None:
+            return None
+        return max(0.0, self.total - self.spent) / max(1, self.stages_left)
+
+    def spend(self, seconds: float) -> None:
+        """Record a finished stage."""
+        self.spent += seconds
+        self.stages_left = max(1, self.stages_left - 1)
+
+
 StepFn = Callable[[int], Mapping[str, torch.Tensor | float]]
 
 
@@ -371,6 +394,8 @@ class Trainer:
         with self.ctx.progress(self.description, total=self.total_steps) as task:
             task.advance(self.step)
             while self.step < self.total_steps:
+                if self.max_seconds is not None and self.elapsed >= self.max_seconds:
+                    break  # a resumed stage that had already used its time
                 raw = step_fn(self.step)
                 losses = {
                     k: float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)

@@ -28,6 +28,7 @@ from torch import nn
 
 from .pixelcnn import GatedPixelCNN
 from .training import (
+    TimeBudget,
     Trainer,
     autocast,
     check_counts,
@@ -213,9 +214,8 @@ class VQVAE2(Generator):
         parts = self._build(train.image_shape, n_classes)
         prepare_module(parts, device)
         work = ctx.child(workdir=Path(workdir))
-        steps, seconds, losses = 0, 0.0, {}
-        n_stages = 3 * len(parts)
-        budget = self.config["max_train_seconds"]
+        steps, seconds, losses = 0, 0.0, {}  # losses: "<class>.<stage>.<loss>" → value
+        budget = TimeBudget(self.config["max_train_seconds"], 3 * len(parts))
         for index, part in enumerate(parts):
             if self.config["per_class"]:
                 subset = train.subset(np.flatnonzero(train.labels == index))
@@ -227,10 +227,12 @@ class VQVAE2(Generator):
             else:
                 subset = train
             tag = f"class{index}" if self.config["per_class"] else "all"
-            for stage in self._stages(part, subset, cfg, work, device, tag, budget, n_stages):
+            for stage in self._stages(part, subset, cfg, work, device, tag, budget):
                 steps += stage["steps"]
                 seconds += stage["seconds"]
-                losses = {f"{tag}.{k}": v for k, v in stage["losses"].items()} | losses
+                losses.update(
+                    {f"{tag}.{stage['stage']}.{k}": v for k, v in stage["losses"].items()}
+                )
         self.parts, self.meta = parts, {"config": cfg}
         save_checkpoint(Path(workdir) / "vqvae2.pt", self.name, cfg, {"state": parts.state_dict()})
         final = float(np.mean([v for k, v in losses.items() if k.endswith("recon")] or [0.0]))
@@ -249,11 +251,9 @@ class VQVAE2(Generator):
         ctx: RunContext,
         device: torch.device,
         tag: str,
-        budget: float | None,
-        n_stages: int,
+        budget: TimeBudget,
     ) -> list[dict[str, Any]]:
         c = self.config
-        limit = None if budget is None else budget / n_stages
         images = torch.as_tensor(np.asarray(subset.images))
         labels = torch.as_tensor(subset.labels)
         conditional = not c["per_class"]
@@ -266,7 +266,7 @@ class VQVAE2(Generator):
             {"vae": vae_opt},
             c["vq_steps"],
             tag=f"{tag}-vqvae",
-            max_seconds=limit,
+            max_seconds=budget.next_limit(),
             description=f"vqvae2 {tag} autoencoder",
         )
 
@@ -282,7 +282,8 @@ class VQVAE2(Generator):
             vae_trainer.backward(loss, vae_opt)
             return {"recon": recon_loss, "vq": vq_loss}
 
-        results = [vae_trainer.run(vae_step)]
+        results = [{"stage": "vqvae", **vae_trainer.run(vae_step)}]
+        budget.spend(results[-1]["seconds"])
         codes_t, codes_b, code_labels = self._encode_all(part.vae, images, labels, device)
         for which, prior in (("top", part.top), ("bottom", part.bottom)):
             opt = torch.optim.Adam(prior.parameters(), lr=c["prior_lr"])
@@ -294,7 +295,7 @@ class VQVAE2(Generator):
                 {which: opt},
                 c["prior_steps"],
                 tag=f"{tag}-{which}",
-                max_seconds=limit,
+                max_seconds=budget.next_limit(),
                 description=f"vqvae2 {tag} {which} prior",
             )
 
@@ -316,7 +317,8 @@ class VQVAE2(Generator):
                 trainer.backward(loss, opt, clip=1.0)
                 return {"nll": loss}
 
-            results.append(trainer.run(prior_step))
+            results.append({"stage": which, **trainer.run(prior_step)})
+            budget.spend(results[-1]["seconds"])
         return results
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ import torch
 from medsynbench import RunContext
 from medsynbench.errors import GeneratorError
 from medsynbench.plugins.generators.training import (
+    TimeBudget,
     Trainer,
     batch_indices,
     batch_iterator,
@@ -160,12 +161,43 @@ def test_trainer_stops_on_nan(tmp_path: Path) -> None:
 
 
 def test_trainer_time_limit(tmp_path: Path) -> None:
+    import time
+
     model = nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    trainer = Trainer(
-        "demo", {}, RunContext(workdir=tmp_path), {"m": model}, {"m": opt}, 1000, max_seconds=0.0
+
+    def slow(i: int) -> dict[str, float]:
+        time.sleep(0.03)
+        return {"loss": 1.0}
+
+    limited = Trainer(
+        "demo",
+        {},
+        RunContext(workdir=tmp_path / "a"),
+        {"m": model},
+        {"m": opt},
+        1000,
+        max_seconds=0.05,
     )
-    assert trainer.run(lambda i: {"loss": 1.0})["steps"] == 1
+    assert 1 <= limited.run(slow)["steps"] <= 3
+    exhausted = Trainer(
+        "demo",
+        {},
+        RunContext(workdir=tmp_path / "b"),
+        {"m": model},
+        {"m": opt},
+        1000,
+        max_seconds=0.0,
+    )
+    assert exhausted.run(slow)["steps"] == 0
+
+
+def test_time_budget_passes_unused_time_on() -> None:
+    budget = TimeBudget(90.0, 3)
+    assert budget.next_limit() == 30.0
+    budget.spend(10.0)  # a quick stage leaves time for the others
+    assert budget.next_limit() == 40.0
+    assert TimeBudget(None, 2).next_limit() is None
 
 
 def test_vector_quantizer_ema_and_restart() -> None:
