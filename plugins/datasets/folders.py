@@ -39,9 +39,15 @@ def _regex(value: str | None) -> str | None:
     return None if compiled.groups >= 1 else "needs one capture group: the group id"
 
 
+RESPLIT = Param(False, bool, "merge the given split folders and re-split randomly "
+                "(group-aware) with val_fraction/test_fraction")
+
+
 class ClassFolderDataset(FileDataset):
     """Class folders, optionally under split folders; see the module docstring."""
 
+    parameters: ClassVar[dict[str, Param]] = {
+        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT}
     class_names_fixed: ClassVar[tuple[str, ...] | None] = None
     group_pattern: ClassVar[str | None] = None  # regex on the file stem; group 1 = group id
 
@@ -85,6 +91,8 @@ class ClassFolderDataset(FileDataset):
             if split != "train":
                 per_split[split], _, more = scan_class_folders(folder, names, allow_missing=True)
                 ignored += more
+        if self.params.get("resplit"):
+            return {"all": [item for items in per_split.values() for item in items]}, names, ignored
         return per_split, names, ignored
 
     def load(self, ctx: RunContext) -> DataSplits:
@@ -138,7 +146,7 @@ class ImageFolder(ClassFolderDataset):
         "  <root>/{train,val,test}/<class>/*.png ...  (split kept as given)"
     )
     parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS,
+        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT,
         "channels": Param(3, int, "1: grayscale, 3: RGB", choices=(1, 3)),
         "group_regex": Param(None, str, "regex on file names; group 1 is the group id "
                              "(e.g. '^(patient\\d+)_')", nullable=True, check=_regex),
@@ -182,7 +190,7 @@ class KaggleCXR(ClassFolderDataset):
     )
     class_names_fixed: ClassVar[tuple[str, ...] | None] = ("NORMAL", "PNEUMONIA")
     parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS, **BIAS_PARAMETERS}
+        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT, **BIAS_PARAMETERS}
     # person123_bacteria_456 / IM-0115-0001 / NORMAL2-IM-1427-0001: the patient number.
     group_pattern: ClassVar[str | None] = r"^(person\d+|(?:NORMAL2-)?IM-\d+)"
 
@@ -229,7 +237,7 @@ class Kather2016(ClassFolderDataset):
     layout: ClassVar[str] = "  <root>/{01_TUMOR,02_STROMA,...,08_EMPTY}/*.tif   (625 per class)"
     class_names_fixed: ClassVar[tuple[str, ...] | None] = KATHER_FOLDERS
     parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS,
+        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT,
         "classes": Param("kather8", str, "kather8: the 8 folders; pathology6: mapped onto the "
                          "pathology study's classes (COMPLEX, EMPTY dropped)",
                          choices=("kather8", "pathology6")),

@@ -43,6 +43,14 @@ def test_kaggle_cxr_layout_groups_and_resize(tmp_path: Path, ctx: RunContext) ->
         "IM-0115", "IM-0117", "NORMAL2-IM-1427", "person1", "person3"]
 
 
+def test_kaggle_cxr_resplit_is_patient_disjoint(tmp_path: Path, ctx: RunContext) -> None:
+    data = KaggleCXR(root=str(_kaggle_tree(tmp_path)), resolution=20, resplit=True,
+                     test_fraction=0.4, val_fraction=0.0).load(ctx)
+    assert data.info["split"]["kind"] == "random"
+    assert sum(len(s) for s in data.splits.values()) == 10
+    assert_groups_disjoint(data.splits)  # person1's two images stay together
+
+
 def test_kaggle_cxr_missing_says_what_to_download(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         KaggleCXR(root=str(tmp_path / "absent"))
