@@ -18,7 +18,7 @@ On CUDA the forward pass runs under ``torch.no_grad`` and, where the encoder all
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +134,3 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def first_existing(paths: Sequence[Path]) -> Path | None:
-    """The first path that exists, or None."""
-    return next((p for p in paths if p.is_file()), None)
