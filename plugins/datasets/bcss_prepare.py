@@ -120,7 +120,8 @@ def prepare_bcss_lizard(
     with ctx.progress("bcss-lizard: tiling slides", total=len(pairs)) as task, \
             ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         tiles = []
-        for result in pool.map(lambda p: tile_slide(*p, table, patch, min_fraction), pairs):
+        for result in pool.map(
+                lambda p: tile_slide(p[0], p[1], table, patch, min_fraction), pairs):
             tiles.append(result)
             task.advance(1)
     records = [(k, x, y, c) for k, found in enumerate(tiles) for x, y, c in found]

@@ -100,7 +100,8 @@ def read_dicom_series(folder: Path) -> np.ndarray:
     """A DICOM series (one folder) as float32 Z×H×W in HU, ordered along the patient axis."""
     pydicom = _require("pydicom", "dicom")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    slices, bad = [], []
+    slices: list[tuple[float, np.ndarray]] = []
+    bad: list[str] = []
     for path in files:
         try:
             ds = pydicom.dcmread(str(path))

@@ -117,7 +117,8 @@ class ClassFolderDataset(FileDataset):
                 )
                 info["skipped_files"] += read_info["skipped_files"]
                 info["upsampled"] += read_info["upsampled"]
-                sets[split] = data
+                if len(data) or split in ("train", "test", "all"):
+                    sets[split] = data  # an empty val/extra split folder is dropped
             if "all" in sets:
                 sets = self.split_random(sets.pop("all"))
                 if self.params["group_split"]:

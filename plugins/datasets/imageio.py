@@ -168,7 +168,7 @@ def read_images(
     kept = [i for i, a in enumerate(arrays) if a is not None]
     shapes = {arrays[i].shape for i in kept}  # type: ignore[union-attr]
     if len(shapes) > 1:
-        examples = {}
+        examples: dict[tuple[int, ...], Path] = {}
         for i in kept:
             examples.setdefault(arrays[i].shape, paths[i])  # type: ignore[union-attr]
         listing = "; ".join(f"{s[2]}×{s[1]} e.g. {p}" for s, p in list(examples.items())[:5])

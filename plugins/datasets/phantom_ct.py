@@ -29,9 +29,11 @@ _SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 
 
 def _ellipse(
-    x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float
+    x: np.ndarray, y: np.ndarray, cx: float, cy: float,
+    ax: float | np.ndarray, ay: float | np.ndarray,
 ) -> np.ndarray:
-    return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1.0
+    inside: np.ndarray = ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1.0
+    return inside
 
 
 def render_volume(
@@ -42,7 +44,10 @@ def render_volume(
     lin = (np.arange(side, dtype=np.float32) + 0.5) / side * 2.0 - 1.0
     z = ((np.arange(depth, dtype=np.float32) + 0.5) / depth)[:, None, None]
     y, x = lin[None, :, None], lin[None, None, :]
-    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731 - a terse jitter helper
+
+    def u(low: float, high: float) -> float:
+        return float(rng.uniform(low, high))
+
     shift = u(-0.05, 0.05)
     zz = z + shift
     vol = np.full((depth, side, side), -1000.0, dtype=np.float32)

@@ -17,6 +17,9 @@ from medsynbench.plugins.datasets.folders import BcssLizard
 from medsynbench.plugins.datasets.splits import assert_groups_disjoint
 from PIL import Image
 
+# Tiny fixtures make tiny splits: that warning is expected here (and tested on its own).
+pytestmark = pytest.mark.filterwarnings("ignore:split .* has only")
+
 # --- ct-montage -------------------------------------------------------------------------------
 
 

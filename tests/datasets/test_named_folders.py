@@ -19,6 +19,9 @@ from medsynbench.plugins.datasets.folders import (
 )
 from medsynbench.plugins.datasets.splits import assert_groups_disjoint, split_indices
 
+# Tiny fixtures make tiny splits: that warning is expected here (and tested on its own).
+pytestmark = pytest.mark.filterwarnings("ignore:split .* has only")
+
 
 def _kaggle_tree(root: Path) -> Path:
     """The Kaggle zip layout, including its nested chest_xray/chest_xray folder."""
