@@ -151,10 +151,9 @@ class PluginRegistry:
         params = dict(params)
         if ":" in name and cls.name_argument:
             params[cls.name_argument] = name.split(":", 1)[1]
-        plugin = cls.__new__(cls)
-        plugin.params = cls.validate(params, where or name)
-        plugin.check()
-        return plugin
+        # Validate first so that errors carry the suite's key path, then construct normally
+        # (plugins may define __init__); validation is idempotent on a complete dict.
+        return cls(**cls.validate(params, where or name))
 
     def infos(self, kinds: Iterable[str] = KINDS) -> list[PluginInfo]:
         """Every registered plugin, ordered by kind then name."""
