@@ -38,7 +38,12 @@ def feature_statistics(features: torch.Tensor, name: str = "features"
              f"FIDs computed from ≥ d samples; use at least {d} images per set")
     mu = features.mean(dim=0)
     centred = features - mu
-    sigma = centred.T @ centred / (n - 1)
+    if centred.device.type == "cpu":
+        # numpy computes a.T @ a with BLAS syrk (half the work of a general matmul).
+        as_array = centred.numpy()
+        sigma = torch.from_numpy(as_array.T @ as_array) / (n - 1)
+    else:
+        sigma = centred.T @ centred / (n - 1)
     return mu, sigma
 
 

@@ -7,8 +7,8 @@ Euclidean distances are computed in float64 as ‖a‖² + ‖b‖² − 2a·b (
 sets first translated by a common centre (the first set's mean) to keep norms small. The
 expansion cancels badly for near-identical vectors, so every pair whose squared distance falls
 below 1e-4 × (largest squared norm of the two sets) is recomputed directly as Σ(a−b)²:
-identical vectors get distance exactly 0, and every other distance carries a relative error far
-below 1e-9.
+identical vectors get distance exactly 0, and every other distance keeps a relative error of
+order 1e-13 (the worst-case bound at d = 2048 is ~1e-9).
 
 Tie rule. The metrics compare distances with a strict ``<``; two distances that agree to a
 relative 1e-9 (far below the precision of float32 encoder features) are treated as *equal*, so
@@ -159,7 +159,8 @@ def neighbour_distances(x: Points, k: int, max_rows: int | None = None) -> torch
     """
     n = len(x)
     best = torch.full((n, k), float("inf"), dtype=torch.float64, device=x.device)
-    step = row_step(x, x, max_rows)
+    # At least ~8 strips, so that skipping the pairs below the diagonal saves ~45% of the work.
+    step = min(row_step(x, x, max_rows), max(256, -(-n // 8)))
     for start in range(0, n, step):
         stop = min(start + step, n)
         tail = Points(x.data[start:], x.distance,
