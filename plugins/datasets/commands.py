@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             print(f"{split:<8}" + "  ".join(f"{c}={n}" for c, n in per_class.items()))
         print(f"patches written under {args.out}; load them with root = \"{args.out}\"")
         return 0
-    import os
-
     if not (args.cache_dir or os.environ.get("MEDSYNBENCH_CACHE")):
         raise DataError("data prepare NAME needs --cache-dir DIR (or $MEDSYNBENCH_CACHE)")
     dataset = _create(args.name, args.root, parse_settings(args.set))
