@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import MedSynBenchError
-from .kinds import KINDS
 from .params import did_you_mean
 from .registry import get_registry
 
@@ -37,7 +36,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     bad = [s for s in args.force if s not in STAGES]
     if bad:
-        raise MedSynBenchError(f"--force {bad[0]!r}: unknown stage{did_you_mean(bad[0], STAGES)}; stages: {', '.join(STAGES)}")
+        raise MedSynBenchError(
+            f"--force {bad[0]!r}: unknown stage{did_you_mean(bad[0], STAGES)}; "
+            f"stages: {', '.join(STAGES)}"
+        )
     registry = get_registry()
     suite = load_suite(args.suite, registry)
     out_dir = Path(args.out).expanduser() if args.out else suite.output_dir
@@ -45,16 +47,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     device = args.device or suite.device
     with ProgressUI(console, enabled=not args.quiet) as ui:
-        runner = Runner(suite, registry, out_dir, cache_dir, device, tuple(args.force), tuple(args.only), ui, args.debug)
+        runner = Runner(
+            suite,
+            registry,
+            out_dir,
+            cache_dir,
+            device,
+            tuple(args.force),
+            tuple(args.only),
+            ui,
+            args.debug,
+        )
         results = runner.run()
     failed = [e for e in results["entries"] if e["status"] != "ok"]
-    console.print(f"[bold]{suite.name}[/bold]: {len(results['entries'])} entries, "
-                  f"wall {results['manifest']['wall_seconds']:.1f}s → {out_dir / 'results.json'}")
+    console.print(
+        f"[bold]{suite.name}[/bold]: {len(results['entries'])} entries, "
+        f"wall {results['manifest']['wall_seconds']:.1f}s → {out_dir / 'results.json'}"
+    )
     print((out_dir / "leaderboard.md").read_text())
     if failed:
         console.print(f"[red]{len(failed)} entr{'y' if len(failed) == 1 else 'ies'} failed:[/red]")
         for entry in failed:
-            console.print(f"  - {entry['name']} ({entry['failed_stage']}): {entry['error'].splitlines()[0]}", markup=False)
+            console.print(
+                f"  - {entry['name']} ({entry['failed_stage']}): {entry['error'].splitlines()[0]}",
+                markup=False,
+            )
         return 1
     return 0
 
@@ -71,8 +88,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"✗ {exc}", file=sys.stderr)
             status = 2
             continue
-        print(f"✓ {path}: suite {suite.name!r}, {len(suite.entries)} entries, "
-              f"{len(suite.metrics)} metrics, {len(suite.tasks)} tasks, hash {suite.hash[:12]}")
+        print(
+            f"✓ {path}: suite {suite.name!r}, {len(suite.entries)} entries, "
+            f"{len(suite.metrics)} metrics, {len(suite.tasks)} tasks, hash {suite.hash[:12]}"
+        )
     return status
 
 
@@ -83,8 +102,13 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     table = Table("kind", "name", "version", "distribution", "description")
     for info in infos:
-        table.add_row(info.kind, info.name, info.version,
-                      f"{info.distribution} {info.distribution_version}", info.description)
+        table.add_row(
+            info.kind,
+            info.name,
+            info.version,
+            f"{info.distribution} {info.distribution_version}",
+            info.description,
+        )
     Console().print(table)
     return 0
 
@@ -100,18 +124,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, including commands added by plugins."""
-    parser = argparse.ArgumentParser(prog="medsynbench", description="Is this synthetic medical image data useful?")
+    parser = argparse.ArgumentParser(
+        prog="medsynbench", description="Is this synthetic medical image data useful?"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a suite and write results.json, results.csv, leaderboard.md")
+    run = sub.add_parser(
+        "run", help="run a suite and write results.json, results.csv, leaderboard.md"
+    )
     run.add_argument("suite", type=Path)
     run.add_argument("--out", help="output directory (default: [output] dir of the suite)")
     run.add_argument("--cache-dir", help="stage cache (default: OUT/cache)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the suite's device")
-    run.add_argument("--force", action="append", default=[], metavar="STAGE",
-                     help="recompute STAGE and every later stage (repeatable)")
-    run.add_argument("--only", action="append", default=[], metavar="ENTRY", help="run only ENTRY (repeatable)")
+    run.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="default: the suite's device"
+    )
+    run.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="recompute STAGE and every later stage (repeatable)",
+    )
+    run.add_argument(
+        "--only", action="append", default=[], metavar="ENTRY", help="run only ENTRY (repeatable)"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
@@ -123,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
     plugins.set_defaults(func=_cmd_plugins)
 
-    lister = sub.add_parser("list", help="list plugins of one kind (datasets, generators, encoders, metrics, tasks)")
+    lister = sub.add_parser(
+        "list", help="list plugins of one kind (datasets, generators, encoders, metrics, tasks)"
+    )
     lister.add_argument("kind")
     lister.set_defaults(func=_cmd_list)
 
@@ -148,7 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted — re-run the same command to resume from the completed stages", file=sys.stderr)
+        print(
+            "interrupted — re-run the same command to resume from the completed stages",
+            file=sys.stderr,
+        )
         return 130
 
 

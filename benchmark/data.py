@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,9 +37,7 @@ class ImageSet:
             raise DataError(f"images must have 1 or 3 channels, got {self.images.shape[1]}")
         labels = np.asarray(self.labels)
         if labels.shape != (self.images.shape[0],):
-            raise DataError(
-                f"labels must have shape ({self.images.shape[0]},), got {labels.shape}"
-            )
+            raise DataError(f"labels must have shape ({self.images.shape[0]},), got {labels.shape}")
         object.__setattr__(self, "labels", labels.astype(np.int64, copy=False))
         if self.groups is not None and np.asarray(self.groups).shape != labels.shape:
             raise DataError("groups must have one id per image")
@@ -91,7 +89,7 @@ class ImageSet:
     @classmethod
     def load(cls, directory: Path, mmap: bool = True) -> ImageSet:
         """Read a set written by :meth:`save`; images are memory-mapped by default."""
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         groups_path = directory / "groups.npy"
         groups = np.load(groups_path, allow_pickle=False) if groups_path.exists() else None
         return cls(

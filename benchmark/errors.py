@@ -1,17 +1,17 @@
 """The exception hierarchy. Every error a user can cause derives from `MedSynBenchError`.
 
-    MedSynBenchError                 a user-facing problem: printed as one message, no traceback
-    ├── SuiteError                   a suite file is unreadable or invalid (file, key path, fix)
-    ├── PluginError                  plugin lookup or registration failed
-    │   ├── UnknownPluginError       no plugin of that name (did-you-mean + available names)
-    │   └── DuplicatePluginError     two distributions register the same name
-    ├── ParameterError               a plugin parameter has a wrong name, type or value
-    ├── DataError                    a dataset is missing, malformed or inconsistent
-    ├── WeightsError                 model weights are missing (names the file and where to get it)
-    ├── GeneratorError               fit/sample failed in a way the plugin detected (NaN loss, ...)
-    ├── TaskError                    a utility task cannot run on its inputs
-    ├── OutputError                  the output or cache directory cannot be written
-    └── ResultsError                 a results/leaderboard file is malformed or incompatible
+MedSynBenchError                 a user-facing problem: printed as one message, no traceback
+├── SuiteError                   a suite file is unreadable or invalid (file, key path, fix)
+├── PluginError                  plugin lookup or registration failed
+│   ├── UnknownPluginError       no plugin of that name (did-you-mean + available names)
+│   └── DuplicatePluginError     two distributions register the same name
+├── ParameterError               a plugin parameter has a wrong name, type or value
+├── DataError                    a dataset is missing, malformed or inconsistent
+├── WeightsError                 model weights are missing (names the file and where to get it)
+├── GeneratorError               fit/sample failed in a way the plugin detected (NaN loss, ...)
+├── TaskError                    a utility task cannot run on its inputs
+├── OutputError                  the output or cache directory cannot be written
+└── ResultsError                 a results/leaderboard file is malformed or incompatible
 """
 
 from __future__ import annotations

@@ -112,7 +112,9 @@ class Plugin:
     @classmethod
     def validate(cls, params: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """Return ``params`` completed with defaults; raise ParameterError when invalid."""
-        return validate_params(f"{cls.kind} {cls.name!r}", cls.parameters, params, where or cls.name)
+        return validate_params(
+            f"{cls.kind} {cls.name!r}", cls.parameters, params, where or cls.name
+        )
 
     def check(self) -> None:
         """Cross-parameter checks run before any work (raise ParameterError/DataError)."""

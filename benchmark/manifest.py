@@ -18,7 +18,10 @@ def git_commit(start: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -26,12 +29,17 @@ def git_commit(start: Path | None = None) -> str | None:
         return None
     dirty = subprocess.run(
         ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True, text=True, timeout=5, check=False,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
     )
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def collect_manifest(device: str, suite_hash: str, plugin_versions: dict[str, str]) -> dict[str, Any]:
+def collect_manifest(
+    device: str, suite_hash: str, plugin_versions: dict[str, str]
+) -> dict[str, Any]:
     """Python/torch/CUDA/GPU versions, git commit, suite hash and plugin versions."""
     import torch
 

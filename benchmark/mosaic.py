@@ -13,7 +13,7 @@ __all__ = ["mosaic", "save_mosaic"]
 def mosaic(images: np.ndarray, labels: np.ndarray, per_class: int = 8, pad: int = 2) -> np.ndarray:
     """An H×W×3 uint8 grid: row c holds up to ``per_class`` images of class c (in order)."""
     classes = np.unique(labels)
-    n, c, h, w = images.shape
+    _, c, h, w = images.shape
     grid = np.full(
         (len(classes) * (h + pad) + pad, per_class * (w + pad) + pad, 3), 255, dtype=np.uint8
     )

@@ -31,7 +31,9 @@ class _Task:
 
     def update(self, **fields: Any) -> None:
         """Show extra fields (e.g. ``loss=0.31``) after the description."""
-        text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+        text = " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+        )
         self._progress.update(self._task_id, info=text)
 
 

@@ -110,7 +110,8 @@ class PluginRegistry:
         base = _BASES[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(
-                f"{dist}: register_{kind}s registered {cls!r}, which is not a {base.__name__} subclass"
+                f"{dist}: register_{kind}s registered {cls!r}, "
+                f"which is not a {base.__name__} subclass"
             )
         if not cls.name:
             raise PluginError(f"{dist}: {cls.__qualname__} has no `name`")
@@ -178,7 +179,8 @@ class PluginRegistry:
     def _check_kind(self, kind: str) -> None:
         if kind not in self._classes:
             raise PluginError(
-                f"unknown plugin kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}"
+                f"unknown plugin kind {kind!r}{did_you_mean(kind, KINDS)}; "
+                f"kinds: {', '.join(KINDS)}"
             )
 
 

@@ -9,12 +9,12 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .cache import content_key, write_atomic
-from .kinds import Metric, MetricInputs
+from .kinds import Encoder, Metric, MetricInputs, Task
 
 if TYPE_CHECKING:
     from .runner import EntryState, Runner
@@ -33,25 +33,43 @@ def run_metric(runner: Runner, entry: EntryState, spec: MetricSpec) -> None:
     data, split = runner.data, entry.spec.split
     if spec.encoder is None:
         real, synthetic, heldout = data[split].images, entry.synthetic.images, data.test.images
-        representation, sources = "images", [f"{runner.prepare_key}/{split}", entry.sample_key]
+        representation: Literal["features", "codes", "images"] = "images"
+        sources = [f"{runner.prepare_key}/{split}", entry.sample_key]
     else:
         reps = runner.representations
         real = reps[(spec.encoder, f"real:{split}")]
         synthetic = reps[(spec.encoder, entry.spec.name)]
         heldout = reps[(spec.encoder, "real:test")]
         encoder_cls = runner.registry.get("encoder", runner.suite.encoders[spec.encoder].plugin)
+        assert issubclass(encoder_cls, Encoder)
         representation = encoder_cls.output
         sources = [runner._encoder_keys[spec.encoder], runner.prepare_key, split, entry.sample_key]
     inputs = MetricInputs(
-        real=np.asarray(real), synthetic=np.asarray(synthetic), heldout=np.asarray(heldout),
-        real_labels=data[split].labels, synthetic_labels=entry.synthetic.labels,
-        class_names=data.class_names, representation=representation, encoder=spec.encoder,
+        real=np.asarray(real),
+        synthetic=np.asarray(synthetic),
+        heldout=np.asarray(heldout),
+        real_labels=data[split].labels,
+        synthetic_labels=entry.synthetic.labels,
+        class_names=data.class_names,
+        representation=representation,
+        encoder=spec.encoder,
     )
-    key = content_key(stage="metrics", plugin=spec.plugin, version=cls.version, params=spec.params,
-                      sources=sources)
+    key = content_key(
+        stage="metrics",
+        plugin=spec.plugin,
+        version=cls.version,
+        params=spec.params,
+        sources=sources,
+    )
     _, values = runner._unit(
-        "metrics", key, f"{spec.name} {entry.spec.name}", {"metric": spec.name},
-        lambda workdir: {k: float(v) for k, v in metric.compute(inputs, runner._ctx(runner.base_seed, workdir)).items()},
+        "metrics",
+        key,
+        f"{spec.name} {entry.spec.name}",
+        {"metric": spec.name},
+        lambda workdir: {
+            k: float(v)
+            for k, v in metric.compute(inputs, runner._ctx(runner.base_seed, workdir)).items()
+        },
         entry,
     )
     entry.metrics[spec.name] = values
@@ -63,7 +81,11 @@ def _metric_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
     for spec in runner.suite.metrics:
         cls = runner.registry.get("metric", spec.plugin)
         assert issubclass(cls, Metric)
-        values = {e.spec.name: e.metrics[spec.name] for e in runner.entries if e.ok and spec.name in e.metrics}
+        values = {
+            e.spec.name: e.metrics[spec.name]
+            for e in runner.entries
+            if e.ok and spec.name in e.metrics
+        }
         extra = cls.across_entries(values) if values else {}
         for entry_name, quantities in values.items():
             for quantity, value in {**quantities, **extra.get(entry_name, {})}.items():
@@ -84,6 +106,7 @@ def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
     blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in runner.entries}
     for spec in runner.suite.tasks:
         cls = runner.registry.get("task", spec.plugin)
+        assert issubclass(cls, Task)
         baseline = runner.real_only.get(spec.name)
         if baseline is None:
             continue
@@ -95,7 +118,9 @@ def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
             treated = entry.task_scores[spec.name]
             score_names = sorted(treated[0]) if treated else []
             comparison = paired_comparison(
-                [b[cls.primary] for b in baseline], [t[cls.primary] for t in treated], seed=runner.base_seed
+                [b[cls.primary] for b in baseline],
+                [t[cls.primary] for t in treated],
+                seed=runner.base_seed,
             )
             records[entry.spec.name] = {
                 "primary": cls.primary,
@@ -108,7 +133,9 @@ def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
         for name, p_holm in zip(names, adjusted, strict=True):
             record = records[name]
             record["p_value_holm"] = p_holm
-            record["significant"] = bool(p_holm is not None and p_holm < 0.05 and record["delta_pp"] > 0)
+            record["significant"] = bool(
+                p_holm is not None and p_holm < 0.05 and record["delta_pp"] > 0
+            )
             blocks[name][spec.name] = record
     return blocks
 
@@ -129,30 +156,46 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
             (runner.out_dir / "samples").mkdir(exist_ok=True)
             shutil.copyfile(entry.mosaic, runner.out_dir / samples)
         generator_cls = runner.registry.get("generator", entry.spec.plugin)
-        entries.append({
-            "name": entry.spec.name,
-            "generator": entry.spec.plugin,
-            "baseline": bool(getattr(generator_cls, "baseline", False)),
-            "params": {"train": entry.spec.train, "sample": entry.spec.sample,
-                       "split": entry.spec.split, "count": entry.spec.count},
-            "status": entry.status,
-            "error": entry.error,
-            "failed_stage": entry.failed_stage,
-            "metrics": metrics[entry.spec.name] if entry.ok else {},
-            "utility": utility[entry.spec.name] if entry.ok else {},
-            "efficiency": entry.efficiency,
-            "fit": entry.fit_info,
-            "timings": {k: round(v, 3) for k, v in entry.timings.items()},
-            "samples": samples,
-        })
+        entries.append(
+            {
+                "name": entry.spec.name,
+                "generator": entry.spec.plugin,
+                "baseline": bool(getattr(generator_cls, "baseline", False)),
+                "params": {
+                    "train": entry.spec.train,
+                    "sample": entry.spec.sample,
+                    "split": entry.spec.split,
+                    "count": entry.spec.count,
+                },
+                "status": entry.status,
+                "error": entry.error,
+                "failed_stage": entry.failed_stage,
+                "metrics": metrics[entry.spec.name] if entry.ok else {},
+                "utility": utility[entry.spec.name] if entry.ok else {},
+                "efficiency": entry.efficiency,
+                "fit": entry.fit_info,
+                "timings": {k: round(v, 3) for k, v in entry.timings.items()},
+                "samples": samples,
+            }
+        )
     return {
         "schema_version": SCHEMA_VERSION,
-        "suite": {"name": suite.name, "hash": suite.hash, "version": suite.version,
-                  "description": suite.description, "reference": suite.reference,
-                  "seeds": suite.seeds, "file": str(suite.path)},
-        "dataset": {"plugin": suite.dataset.plugin, "params": suite.dataset.params,
-                    "class_names": list(data.class_names), "modality": data.modality,
-                    "counts": runner.data_counts},
+        "suite": {
+            "name": suite.name,
+            "hash": suite.hash,
+            "version": suite.version,
+            "description": suite.description,
+            "reference": suite.reference,
+            "seeds": suite.seeds,
+            "file": str(suite.path),
+        },
+        "dataset": {
+            "plugin": suite.dataset.plugin,
+            "params": suite.dataset.params,
+            "class_names": list(data.class_names),
+            "modality": data.modality,
+            "counts": runner.data_counts,
+        },
         "manifest": manifest,
         "real_only": runner.real_only,
         "entries": entries,
@@ -163,8 +206,12 @@ def _csv(results: dict[str, Any]) -> str:
     metric_keys = sorted({k for e in results["entries"] for k in e["metrics"]})
     task_names = sorted({k for e in results["entries"] for k in e["utility"]})
     header = ["entry", "generator", "baseline", "status"]
-    header += [f"{t}.{f}" for t in task_names for f in ("delta_pp", "ci95_lo", "ci95_hi", "p_value", "p_value_holm")]
-    header += metric_keys + ["seconds_per_1000", "fit_seconds", "error"]
+    header += [
+        f"{t}.{f}"
+        for t in task_names
+        for f in ("delta_pp", "ci95_lo", "ci95_hi", "p_value", "p_value_holm")
+    ]
+    header += [*metric_keys, "seconds_per_1000", "fit_seconds", "error"]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -175,7 +222,11 @@ def _csv(results: dict[str, Any]) -> str:
             ci = u.get("ci95_pp") or [None, None]
             row += [u.get("delta_pp"), ci[0], ci[1], u.get("p_value"), u.get("p_value_holm")]
         row += [e["metrics"].get(k, {}).get("value") for k in metric_keys]
-        row += [e["efficiency"].get("seconds_per_1000"), e["efficiency"].get("fit_seconds"), e["error"] or ""]
+        row += [
+            e["efficiency"].get("seconds_per_1000"),
+            e["efficiency"].get("fit_seconds"),
+            e["error"] or "",
+        ]
         writer.writerow(["" if v is None else v for v in row])
     return out.getvalue()
 

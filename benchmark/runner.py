@@ -21,7 +21,7 @@ import numpy as np
 from .cache import StageCache, content_key, derive_seed
 from .data import DataSplits, ImageSet
 from .errors import MedSynBenchError, OutputError
-from .kinds import Dataset, Encoder, Generator, Metric, MetricInputs, RunContext, Task
+from .kinds import Dataset, Encoder, Generator, RunContext, Task
 from .mosaic import save_mosaic
 from .progress import ProgressUI
 from .registry import PluginRegistry
@@ -39,7 +39,9 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise MedSynBenchError("--device cuda was requested but torch sees no CUDA GPU; use --device cpu")
+        raise MedSynBenchError(
+            "--device cuda was requested but torch sees no CUDA GPU; use --device cpu"
+        )
     if requested not in ("cpu", "cuda"):
         raise MedSynBenchError(f"unknown device {requested!r}; use auto, cpu or cuda")
     return requested
@@ -109,7 +111,9 @@ class Runner:
         specs = [e for e in suite.entries if not only or e.name in only]
         self.entries = [EntryState(spec) for spec in specs]
         self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        self.stage_counts: dict[str, dict[str, int]] = {s: {"computed": 0, "cached": 0} for s in STAGES}
+        self.stage_counts: dict[str, dict[str, int]] = {
+            s: {"computed": 0, "cached": 0} for s in STAGES
+        }
         self.base_seed = suite.seeds[0]
         self._encoders: dict[str, Encoder] = {}
         self._encoder_keys: dict[str, str] = {}
@@ -119,13 +123,23 @@ class Runner:
     # ----------------------------------------------------------------- plumbing
     def _ctx(self, seed: int, workdir: Path) -> RunContext:
         return RunContext(
-            device=self.device, seed=seed, workdir=workdir, progress=self.ui.task,
-            log=self.ui.print, registry=self.registry, cache_dir=self.cache.root,
+            device=self.device,
+            seed=seed,
+            workdir=workdir,
+            progress=self.ui.task,
+            log=self.ui.print,
+            registry=self.registry,
+            cache_dir=self.cache.root,
         )
 
     def _unit(
-        self, stage: str, key: str, label: str, meta: dict[str, Any],
-        work: Callable[[Path], dict[str, Any] | None], entry: EntryState | None = None,
+        self,
+        stage: str,
+        key: str,
+        label: str,
+        meta: dict[str, Any],
+        work: Callable[[Path], dict[str, Any] | None],
+        entry: EntryState | None = None,
     ) -> tuple[Path, dict[str, Any]]:
         """Run ``work`` into a cached unit directory unless it is complete; return (dir, info)."""
         if stage in self.forced and key not in self._discarded:
@@ -146,13 +160,20 @@ class Runner:
             entry.timings[stage] = entry.timings.get(stage, 0.0) + seconds
         status = "[dim]cached[/dim]" if cached else f"{seconds:.1f}s"
         self.ui.print(f"  [green]✓[/green] {stage:<8} {label} ({status})")
-        self.registry.hook.stage_finished(stage=stage, entry=entry.spec.name if entry else None,
-                                          key=key, seconds=seconds, cached=cached)
+        self.registry.hook.stage_finished(
+            stage=stage,
+            entry=entry.spec.name if entry else None,
+            key=key,
+            seconds=seconds,
+            cached=cached,
+        )
         return path, info
 
     def _fail(self, entry: EntryState, stage: str, exc: BaseException) -> None:
         entry.status, entry.failed_stage = "failed", stage
-        entry.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MedSynBenchError) else str(exc)
+        entry.error = (
+            f"{type(exc).__name__}: {exc}" if not isinstance(exc, MedSynBenchError) else str(exc)
+        )
         if self.debug:
             entry.error += "\n" + traceback.format_exc()
         self.ui.print(f"  [red]✗[/red] {stage:<8} {entry.spec.name}: {entry.error.splitlines()[0]}")
@@ -180,7 +201,10 @@ class Runner:
 
         started = time.perf_counter()
         self._check_output_dir()
-        plugins = {spec.plugin: self.registry.get(kind, spec.plugin).version for kind, spec in self._all_specs()}
+        plugins = {
+            spec.plugin: self.registry.get(kind, spec.plugin).version
+            for kind, spec in self._all_specs()
+        }
         manifest = collect_manifest(self.device, self.suite.hash, plugins)
         self.registry.hook.run_started(suite=self.suite, manifest=manifest)
         self._timed("prepare", self._prepare)
@@ -198,9 +222,13 @@ class Runner:
 
     def _all_specs(self) -> list[tuple[str, Any]]:
         s = self.suite
-        return [("dataset", s.dataset), *(("generator", e) for e in s.entries),
-                *(("encoder", e) for e in s.encoders.values()), *(("metric", m) for m in s.metrics),
-                *(("task", t) for t in s.tasks)]
+        return [
+            ("dataset", s.dataset),
+            *(("generator", e) for e in s.entries),
+            *(("encoder", e) for e in s.encoders.values()),
+            *(("metric", m) for m in s.metrics),
+            *(("task", t) for t in s.tasks),
+        ]
 
     def _check_output_dir(self) -> None:
         try:
@@ -217,24 +245,34 @@ class Runner:
         spec = self.suite.dataset
         cls = self.registry.get("dataset", spec.plugin)
         seed = derive_seed(self.base_seed, "prepare")
-        self.prepare_key = content_key(stage="prepare", plugin=spec.plugin, version=cls.version,
-                                       params=spec.params, seed=seed)
+        self.prepare_key = content_key(
+            stage="prepare", plugin=spec.plugin, version=cls.version, params=spec.params, seed=seed
+        )
 
         def work(workdir: Path) -> dict[str, Any]:
             dataset = self.registry.create("dataset", spec.plugin, spec.params)
             assert isinstance(dataset, Dataset)
             splits = dataset.load(self._ctx(seed, workdir))
             splits.save(workdir)
-            return {"counts": {n: s.counts(splits.n_classes).tolist() for n, s in splits.splits.items()}}
+            return {
+                "counts": {n: s.counts(splits.n_classes).tolist() for n, s in splits.splits.items()}
+            }
 
-        path, info = self._unit("prepare", self.prepare_key, spec.plugin, {"plugin": spec.plugin}, work)
+        path, info = self._unit(
+            "prepare", self.prepare_key, spec.plugin, {"plugin": spec.plugin}, work
+        )
         self.data = DataSplits.load(path)
         self.data_counts: dict[str, list[int]] = info["counts"]
         for entry in self.entries:
             if entry.spec.split not in self.data.splits:
-                self._fail(entry, "fit", MedSynBenchError(
-                    f"{entry.spec.where}.split: dataset has no split {entry.spec.split!r} "
-                    f"(splits: {', '.join(self.data.splits)})"))
+                self._fail(
+                    entry,
+                    "fit",
+                    MedSynBenchError(
+                        f"{entry.spec.where}.split: dataset has no split {entry.spec.split!r} "
+                        f"(splits: {', '.join(self.data.splits)})"
+                    ),
+                )
 
     def _generator(self, entry: EntryState) -> Generator:
         gen = self.registry.create("generator", entry.spec.plugin, entry.spec.train)
@@ -245,18 +283,31 @@ class Runner:
         spec = entry.spec
         cls = self.registry.get("generator", spec.plugin)
         seed = derive_seed(self.base_seed, "fit")
-        entry.fit_key = content_key(stage="fit", plugin=spec.plugin, version=cls.version,
-                                    params=spec.train, split=spec.split, upstream=self.prepare_key, seed=seed)
+        entry.fit_key = content_key(
+            stage="fit",
+            plugin=spec.plugin,
+            version=cls.version,
+            params=spec.train,
+            split=spec.split,
+            upstream=self.prepare_key,
+            seed=seed,
+        )
 
         def work(workdir: Path) -> dict[str, Any]:
             generator = self._generator(entry)
             started = time.perf_counter()
-            info = dict(generator.fit(self.data[spec.split], self.data.class_names, workdir,
-                                      self._ctx(seed, workdir)) or {})
+            info = dict(
+                generator.fit(
+                    self.data[spec.split], self.data.class_names, workdir, self._ctx(seed, workdir)
+                )
+                or {}
+            )
             info.setdefault("train_seconds", round(time.perf_counter() - started, 3))
             return info
 
-        _, entry.fit_info = self._unit("fit", entry.fit_key, spec.name, {"plugin": spec.plugin}, work, entry)
+        _, entry.fit_info = self._unit(
+            "fit", entry.fit_key, spec.name, {"plugin": spec.plugin}, work, entry
+        )
 
     def _sample(self, entry: EntryState) -> None:
         spec = entry.spec
@@ -264,8 +315,15 @@ class Runner:
         seed = derive_seed(self.base_seed, "sample")
         reference = self.data[spec.split].counts(self.data.n_classes)
         counts = [spec.count] * self.data.n_classes if spec.count else [int(c) for c in reference]
-        entry.sample_key = content_key(stage="sample", plugin=spec.plugin, version=cls.version,
-                                       params=spec.sample, counts=counts, upstream=entry.fit_key, seed=seed)
+        entry.sample_key = content_key(
+            stage="sample",
+            plugin=spec.plugin,
+            version=cls.version,
+            params=spec.sample,
+            counts=counts,
+            upstream=entry.fit_key,
+            seed=seed,
+        )
 
         def work(workdir: Path) -> dict[str, Any]:
             generator = self._generator(entry)
@@ -277,30 +335,41 @@ class Runner:
             _check_synthetic(synthetic, counts, self.data.image_shape, spec.name)
             synthetic.save(workdir)
             save_mosaic(synthetic.images, synthetic.labels, workdir / "mosaic.png")
-            efficiency = {"sample_seconds": round(seconds, 3),
-                          "seconds_per_1000": round(1000 * seconds / max(len(synthetic), 1), 3)}
+            efficiency = {
+                "sample_seconds": round(seconds, 3),
+                "seconds_per_1000": round(1000 * seconds / max(len(synthetic), 1), 3),
+            }
             efficiency.update(generator.efficiency(ctx, self.data.image_shape))
             return {"efficiency": efficiency}
 
-        path, info = self._unit("sample", entry.sample_key, spec.name, {"plugin": spec.plugin}, work, entry)
+        path, info = self._unit(
+            "sample", entry.sample_key, spec.name, {"plugin": spec.plugin}, work, entry
+        )
         entry.synthetic = ImageSet.load(path)
         entry.mosaic = path / "mosaic.png"
-        entry.efficiency = {**info["efficiency"], "fit_seconds": entry.fit_info.get("train_seconds"),
-                            "fit_steps": entry.fit_info.get("steps")}
+        entry.efficiency = {
+            **info["efficiency"],
+            "fit_seconds": entry.fit_info.get("train_seconds"),
+            "fit_steps": entry.fit_info.get("steps"),
+        }
 
     # ----------------------------------------------------------- encode/metrics
     def _encoder(self, name: str) -> tuple[Encoder, str]:
         """The encoder instance for an encoder entry, fitted/loaded when needed, and its key."""
         spec = self.suite.encoders[name]
         cls = self.registry.get("encoder", spec.plugin)
-        key = content_key(stage="encoder", plugin=spec.plugin, version=cls.version, params=spec.params)
+        key = content_key(
+            stage="encoder", plugin=spec.plugin, version=cls.version, params=spec.params
+        )
         if name in self._encoders:
             return self._encoders[name], self._encoder_keys[name]
         encoder = self.registry.create("encoder", spec.plugin, spec.params)
         assert isinstance(encoder, Encoder)
         if encoder.needs_fit:
             seed = derive_seed(self.base_seed, "encoder-fit", name)
-            key = content_key(stage="encoder-fit", encoder=key, upstream=self.prepare_key, seed=seed)
+            key = content_key(
+                stage="encoder-fit", encoder=key, upstream=self.prepare_key, seed=seed
+            )
 
             def work(workdir: Path) -> dict[str, Any]:
                 encoder.fit(self.data.train, workdir, self._ctx(seed, workdir))
@@ -313,16 +382,26 @@ class Runner:
         self.flags[name] = encoder.flags()
         return encoder, key
 
-    def _features(self, encoder_name: str, images: np.ndarray, source_key: str, label: str,
-                  entry: EntryState | None = None) -> np.ndarray:
+    def _features(
+        self,
+        encoder_name: str,
+        images: np.ndarray,
+        source_key: str,
+        label: str,
+        entry: EntryState | None = None,
+    ) -> np.ndarray:
         encoder, encoder_key = self._encoder(encoder_name)
         key = content_key(stage="encode", encoder=encoder_key, source=source_key)
 
         def work(workdir: Path) -> dict[str, Any]:
-            np.save(workdir / "features.npy", encoder.encode(images, self._ctx(self.base_seed, workdir)))
+            np.save(
+                workdir / "features.npy", encoder.encode(images, self._ctx(self.base_seed, workdir))
+            )
             return {}
 
-        path, _ = self._unit("encode", key, f"{encoder_name} ← {label}", {"encoder": encoder_name}, work, entry)
+        path, _ = self._unit(
+            "encode", key, f"{encoder_name} ← {label}", {"encoder": encoder_name}, work, entry
+        )
         features: np.ndarray = np.load(path / "features.npy", mmap_mode="r")
         return features
 
@@ -332,12 +411,14 @@ class Runner:
         for name in sorted(names):
             for split in sorted({e.spec.split for e in self.entries if e.ok} | {"test"}):
                 self.representations[(name, f"real:{split}")] = self._features(
-                    name, self.data[split].images, f"{self.prepare_key}/{split}", f"real {split}")
+                    name, self.data[split].images, f"{self.prepare_key}/{split}", f"real {split}"
+                )
 
             def encode(entry: EntryState, name: str = name) -> None:
                 assert entry.synthetic is not None
                 self.representations[(name, entry.spec.name)] = self._features(
-                    name, entry.synthetic.images, entry.sample_key, entry.spec.name, entry)
+                    name, entry.synthetic.images, entry.sample_key, entry.spec.name, entry
+                )
 
             self._per_entry("encode", encode)
 
@@ -361,38 +442,71 @@ class Runner:
             task = self.registry.create("task", spec.plugin, spec.params)
             assert isinstance(task, Task)
 
-            def arm(seed: int, synthetic: ImageSet | None, upstream: str, label: str,
-                    entry: EntryState | None, task: Task = task, spec: Any = spec,
-                    version: str = cls.version) -> dict[str, float]:
-                key = content_key(stage="tasks", plugin=spec.plugin, version=version, params=spec.params,
-                                  data=self.prepare_key, synthetic=upstream, seed=seed)
+            def arm(
+                seed: int,
+                synthetic: ImageSet | None,
+                upstream: str,
+                label: str,
+                entry: EntryState | None,
+                task: Task = task,
+                spec: Any = spec,
+                version: str = cls.version,
+            ) -> dict[str, float]:
+                key = content_key(
+                    stage="tasks",
+                    plugin=spec.plugin,
+                    version=version,
+                    params=spec.params,
+                    data=self.prepare_key,
+                    synthetic=upstream,
+                    seed=seed,
+                )
 
                 def work(workdir: Path) -> dict[str, Any]:
                     return task.run_seed(self.data, synthetic, seed, self._ctx(seed, workdir))
 
-                _, scores = self._unit("tasks", key, f"{spec.name} {label} seed={seed}",
-                                       {"task": spec.name}, work, entry)
+                _, scores = self._unit(
+                    "tasks",
+                    key,
+                    f"{spec.name} {label} seed={seed}",
+                    {"task": spec.name},
+                    work,
+                    entry,
+                )
                 return scores
 
-            self.real_only[spec.name] = [arm(s, None, "", "real-only", None) for s in self.suite.seeds]
+            self.real_only[spec.name] = [
+                arm(s, None, "", "real-only", None) for s in self.suite.seeds
+            ]
 
-            def run_entry(entry: EntryState, arm: Any = arm, task: Task = task, name: str = spec.name) -> None:
+            def run_entry(
+                entry: EntryState, arm: Any = arm, task: Task = task, name: str = spec.name
+            ) -> None:
                 assert entry.synthetic is not None
                 task.check_synthetic(self.data, entry.synthetic)
                 entry.task_scores[name] = [
-                    arm(s, entry.synthetic, entry.sample_key, entry.spec.name, entry) for s in self.suite.seeds
+                    arm(s, entry.synthetic, entry.sample_key, entry.spec.name, entry)
+                    for s in self.suite.seeds
                 ]
 
             self._per_entry("tasks", run_entry)
 
 
-def _check_synthetic(synthetic: ImageSet, counts: list[int], shape: tuple[int, int, int], name: str) -> None:
+def _check_synthetic(
+    synthetic: ImageSet, counts: list[int], shape: tuple[int, int, int], name: str
+) -> None:
     from .errors import GeneratorError
 
     if not isinstance(synthetic, ImageSet):
-        raise GeneratorError(f"{name}: sample() must return an ImageSet, got {type(synthetic).__name__}")
+        raise GeneratorError(
+            f"{name}: sample() must return an ImageSet, got {type(synthetic).__name__}"
+        )
     if synthetic.image_shape != shape:
-        raise GeneratorError(f"{name}: sampled images are {synthetic.image_shape}, the dataset's are {shape}")
+        raise GeneratorError(
+            f"{name}: sampled images are {synthetic.image_shape}, the dataset's are {shape}"
+        )
     got = synthetic.counts(len(counts)).tolist()
     if got != list(counts) or len(synthetic) != sum(counts):
-        raise GeneratorError(f"{name}: asked for {counts} images per class, sample() returned {got}")
+        raise GeneratorError(
+            f"{name}: asked for {counts} images per class, sample() returned {got}"
+        )

@@ -42,7 +42,14 @@ _TOP = {
     "tasks": list,
     "output": dict,
 }
-_SUITE = {"name": str, "description": str, "reference": str, "version": str, "seeds": list, "device": str}
+_SUITE = {
+    "name": str,
+    "description": str,
+    "reference": str,
+    "version": str,
+    "seeds": list,
+    "device": str,
+}
 _OUTPUT = {"dir": str, "cache_dir": str}
 _GENERATOR = {"plugin": str, "name": str, "split": str, "count": int, "train": dict, "sample": dict}
 _DEVICES = ("auto", "cpu", "cuda")
@@ -158,7 +165,7 @@ def read_suite_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
         raise SuiteError(f"{path}: include cycle: {chain}")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SuiteError(f"{path}: suite file not found") from None
     except tomllib.TOMLDecodeError as exc:
@@ -172,10 +179,13 @@ def read_suite_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     for name in includes:
         base_path = (path.parent / os.path.expanduser(name)).resolve()
         merged = _merge(merged, read_suite_file(base_path, (*_seen, path.resolve())))
-    return _expand(_merge(merged, raw), "", path)
+    expanded: dict[str, Any] = _expand(_merge(merged, raw), "", path)
+    return expanded
 
 
-def _check_keys(table: Mapping[str, Any], schema: Mapping[str, Any], where: str, file: Path) -> None:
+def _check_keys(
+    table: Mapping[str, Any], schema: Mapping[str, Any], where: str, file: Path
+) -> None:
     for key, value in table.items():
         path = f"{where}.{key}" if where else key
         if key not in schema:
@@ -186,7 +196,8 @@ def _check_keys(table: Mapping[str, Any], schema: Mapping[str, Any], where: str,
         expected = schema[key]
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
             raise SuiteError(
-                f"{file}: {path}: expected {type_name(expected)}, got {type(value).__name__} {value!r}"
+                f"{file}: {path}: expected {type_name(expected)}, "
+                f"got {type(value).__name__} {value!r}"
             )
 
 
@@ -198,18 +209,24 @@ def _split_plugin_table(
         raise SuiteError(f"{file}: {where}: expected a table, got {type(table).__name__}")
     plugin = table.get("plugin")
     if not isinstance(plugin, str) or not plugin:
-        raise SuiteError(f"{file}: {where}.plugin: required (a plugin name, see `medsynbench list`)")
+        raise SuiteError(
+            f"{file}: {where}.plugin: required (a plugin name, see `medsynbench list`)"
+        )
     runner = {k: v for k, v in table.items() if k in runner_keys}
     _check_keys(runner, runner_keys, where, file)
     params = {k: v for k, v in table.items() if k not in runner_keys}
     return plugin, runner, params
 
 
-def _sweep(cls: type[Generator], sample: dict[str, Any], where: str, file: Path) -> list[dict[str, Any]]:
+def _sweep(
+    cls: type[Generator], sample: dict[str, Any], where: str, file: Path
+) -> list[dict[str, Any]]:
     combos: list[dict[str, Any]] = [{}]
     for key, value in sample.items():
         spec = cls.sample_parameters.get(key)
-        values = value if isinstance(value, list) and spec is not None and spec.sweepable else [value]
+        values = (
+            value if isinstance(value, list) and spec is not None and spec.sweepable else [value]
+        )
         if not values:
             raise SuiteError(f"{file}: {where}.sample.{key}: empty list sweeps over nothing")
         combos = [{**combo, key: v} for combo in combos for v in values]
@@ -245,7 +262,9 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
             raise SuiteError(f"{file}: suite.{required}: required key is missing")
     seeds = meta["seeds"]
     if not seeds:
-        raise SuiteError(f"{file}: suite.seeds: empty — give at least one seed, e.g. seeds = [0, 1, 2]")
+        raise SuiteError(
+            f"{file}: suite.seeds: empty — give at least one seed, e.g. seeds = [0, 1, 2]"
+        )
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise SuiteError(f"{file}: suite.seeds: expected a list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
@@ -266,7 +285,9 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
     tasks = []
     for i, table in enumerate(raw.get("tasks", [])):
         where = f"tasks[{i}]"
-        plugin, runner, params = _split_plugin_table(table, {"plugin": str, "name": str}, where, file)
+        plugin, runner, params = _split_plugin_table(
+            table, {"plugin": str, "name": str}, where, file
+        )
         task = registry.create("task", plugin, params, f"{file}: {where}")
         tasks.append(PluginSpec(runner.get("name", plugin), plugin, task.params, where))
     _unique([t.name for t in tasks], "tasks", file)
@@ -302,13 +323,17 @@ def _unique(names: list[str], table: str, file: Path) -> None:
     seen = set()
     for name in names:
         if name in seen:
-            raise SuiteError(f"{file}: {table}: two entries are named {name!r}; give each a distinct `name`")
+            raise SuiteError(
+                f"{file}: {table}: two entries are named {name!r}; give each a distinct `name`"
+            )
         seen.add(name)
 
 
 def _entries(tables: list[Any], file: Path, registry: PluginRegistry) -> list[EntrySpec]:
     if not tables:
-        raise SuiteError(f"{file}: generators: the suite has zero generators — add a [[generators]] table")
+        raise SuiteError(
+            f"{file}: generators: the suite has zero generators — add a [[generators]] table"
+        )
     entries = []
     for i, table in enumerate(tables):
         where = f"generators[{i}]"
@@ -321,13 +346,18 @@ def _entries(tables: list[Any], file: Path, registry: PluginRegistry) -> list[En
             )
         cls = registry.get("generator", plugin)
         assert issubclass(cls, Generator)
-        generator = registry.create("generator", plugin, runner.get("train", {}), f"{file}: {where}.train")
+        generator = registry.create(
+            "generator", plugin, runner.get("train", {}), f"{file}: {where}.train"
+        )
         if runner.get("count", 1) < 1:
             raise SuiteError(f"{file}: {where}.count: must be ≥ 1 images per class")
         sample_table = runner.get("sample", {})
         swept = [
-            k for k, v in sample_table.items()
-            if isinstance(v, list) and k in cls.sample_parameters and cls.sample_parameters[k].sweepable
+            k
+            for k, v in sample_table.items()
+            if isinstance(v, list)
+            and k in cls.sample_parameters
+            and cls.sample_parameters[k].sweepable
         ]
         for sample in _sweep(cls, sample_table, where, file):
             sample_params = cls.validate_sample(sample, f"{file}: {where}.sample")
@@ -350,7 +380,9 @@ def _encoders(tables: list[Any], file: Path, registry: PluginRegistry) -> dict[s
     encoders: dict[str, PluginSpec] = {}
     for i, table in enumerate(tables):
         where = f"encoders[{i}]"
-        plugin, runner, params = _split_plugin_table(table, {"plugin": str, "name": str}, where, file)
+        plugin, runner, params = _split_plugin_table(
+            table, {"plugin": str, "name": str}, where, file
+        )
         encoder = registry.create("encoder", plugin, params, f"{file}: {where}")
         name = runner.get("name", plugin)
         if name in encoders:
@@ -377,7 +409,9 @@ def _metrics(
                 raise SuiteError(f"{file}: {where}.encoder: metric {plugin!r} needs an encoder")
             if encoder_name not in encoders:  # a plugin name used directly: default parameters
                 enc = registry.create("encoder", encoder_name, {}, f"{file}: {where}.encoder")
-                encoders[encoder_name] = PluginSpec(encoder_name, encoder_name, enc.params, f"{where}.encoder")
+                encoders[encoder_name] = PluginSpec(
+                    encoder_name, encoder_name, enc.params, f"{where}.encoder"
+                )
             enc_cls = registry.get("encoder", encoders[encoder_name].plugin)
             assert issubclass(enc_cls, Encoder)
             if metric.input != "any" and enc_cls.output != metric.input:
@@ -386,7 +420,9 @@ def _metrics(
                     f"{encoder_name!r} produces {enc_cls.output}"
                 )
         elif "encoder" in runner:
-            raise SuiteError(f"{file}: {where}.encoder: metric {plugin!r} reads images; remove `encoder`")
+            raise SuiteError(
+                f"{file}: {where}.encoder: metric {plugin!r} reads images; remove `encoder`"
+            )
         default_name = encoder_name in (None, metric.default_encoder)
         name = runner.get("name") or (plugin if default_name else f"{plugin}@{encoder_name}")
         metrics.append(MetricSpec(name, plugin, metric.params, where, encoder_name))
