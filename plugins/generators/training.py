@@ -303,7 +303,8 @@ class Trainer:
     ``checkpoint_every`` steps (and at the end) the modules, optimisers, scaler, the RNG for
     augmentations (``data_rng``) and elapsed time are saved to ``ctx.workdir/<tag>.resume.pt``;
     a later run with the same configuration resumes from there. ``max_seconds`` stops early
-    (counted across resumes).
+    (counted across resumes; the first step of each run, which pays for CUDA/cuDNN warm-up,
+    is not counted).
     """
 
     def __init__(
@@ -391,11 +392,17 @@ class Trainer:
         for module in self.modules.values():
             module.train()
         start = time.perf_counter() - self.elapsed
+        # The first step of a run pays for CUDA/cuDNN initialisation and autotuning; it is not
+        # counted against max_seconds so a short stage is not stopped after one step.
+        warmup: float | None = None
         with self.ctx.progress(self.description, total=self.total_steps) as task:
             task.advance(self.step)
             while self.step < self.total_steps:
-                if self.max_seconds is not None and self.elapsed >= self.max_seconds:
-                    break  # a resumed stage that had already used its time
+                if (
+                    self.max_seconds is not None
+                    and self.elapsed - (warmup or 0.0) > self.max_seconds
+                ):
+                    break  # e.g. a resumed stage that had already used its time
                 raw = step_fn(self.step)
                 losses = {
                     k: float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
@@ -404,11 +411,15 @@ class Trainer:
                 check_finite(losses, self.step, self.name)
                 self.step += 1
                 self.last_losses = losses
-                self.elapsed = time.perf_counter() - start
+                before, self.elapsed = self.elapsed, time.perf_counter() - start
+                if warmup is None:
+                    warmup = self.elapsed - before
                 task.advance(1)
                 if self.step % 10 == 0 or self.step == self.total_steps:
                     task.update(**{k: f"{v:.4g}" for k, v in losses.items()})
-                out_of_time = self.max_seconds is not None and self.elapsed >= self.max_seconds
+                out_of_time = (
+                    self.max_seconds is not None and self.elapsed - warmup >= self.max_seconds
+                )
                 if self.step % self.checkpoint_every == 0 or out_of_time:
                     self.save()
                 if out_of_time:
