@@ -7,8 +7,12 @@ scaled continuous latents, with condition dropout so classifier-free guidance ca
 Sampling runs DDIM (``ddim_steps``, ``eta``, ``guidance``) in latent space from the EMA UNet,
 then quantises and decodes the latents, as the LDM VQ-f8 models do.
 
-Both stages are resumable from ``ctx.workdir``. Presets: ``tiny`` (CPU tests) and ``paper``
-(the LDM-VQ-f8 settings scaled to one GPU); explicit parameters override the preset.
+Both stages are resumable from ``ctx.workdir``. Presets: ``tiny`` (CPU tests) and ``paper``:
+the LDM VQ-f8 first stage (4-dim latents, 16384 codes) with a 192-channel UNet (multipliers
+1-2-4, attention at the two coarser levels), AdamW 1e-4, batch 64, EMA 0.9999 — Rombach et al.'s
+settings scaled to one GPU. Explicit parameters override the preset. The first stage is trained
+with L1 + MSE only (no perceptual/GAN loss: no pretrained network may be downloaded), so
+decoded samples are softer than the original LDM's.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ae_channels": 128,
         "ae_res_channels": 64,
         "ae_n_res": 2,
-        "codebook_size": 8192,
+        "codebook_size": 16384,
         "code_dim": 4,
         "ae_steps": 20000,
         "ae_lr": 2e-4,

@@ -7,8 +7,11 @@ top codes at 1/8 of the image size, EMA codebooks), the top prior p(top), and th
 p(bottom | top). Sampling draws new code maps from the priors and decodes them, so samples
 are new images, not reconstructions.
 
-Presets: ``tiny`` (CPU, a few seconds on a 16-32 px toy set) and ``paper`` (the VQ-VAE-2
-settings of the studies scaled to one GPU); any parameter given explicitly overrides the preset.
+Presets: ``tiny`` (CPU, a few seconds on a 16-32 px toy set) and ``paper``: the common VQ-VAE-2
+reference settings (128 channels, 2 residual blocks of 32 channels, 512 codes of 64 dims, Adam
+3e-4, batch 64), with 12-layer gated PixelCNN priors standing in for PixelSNAIL; step counts
+are for 256 px on one GPU. Any parameter given explicitly overrides the preset;
+``max_train_seconds`` caps the whole fit, split over the stages.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "paper": {
         "channels": 128,
-        "res_channels": 64,
+        "res_channels": 32,
         "n_res": 2,
         "codebook_size": 512,
         "code_dim": 64,
