@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from medsynbench.testing import make_toy_splits
 from medsynbench import ImageSet, RunContext
 from medsynbench.errors import GeneratorError, ParameterError
 from medsynbench.plugins.generators import PLUGINS
 from medsynbench.plugins.generators.ldm import LDM
 from medsynbench.plugins.generators.unet import Diffusion, UNet
+from medsynbench.testing import make_toy_splits
 
 FAST = {"preset": "tiny", "ae_steps": 40, "unet_steps": 40}
 
@@ -116,3 +116,16 @@ def test_unet_shapes_and_ddim_is_deterministic() -> None:
     b = diffusion.ddim_sample(unet, (2, 4, 8, 8), y, gen, torch.device("cpu"), steps=3)
     assert torch.equal(a, b) and torch.isfinite(a).all()
     assert 0.0 < float(diffusion.alphas_cumprod[-1]) < float(diffusion.alphas_cumprod[0]) < 1.0
+
+
+@pytest.mark.gpu
+def test_cuda_amp_fit_and_deterministic_sample(tmp_path: Path) -> None:
+    splits = make_toy_splits(n_per_class=16, size=16, channels=3)
+    ctx = RunContext(device="cuda", seed=0, workdir=tmp_path)
+    generator = LDM(**FAST)
+    generator.fit(splits.train, splits.class_names, tmp_path, ctx)
+    a = generator.sample([2, 2], seed=3, ctx=ctx, ddim_steps=5)
+    b = generator.sample([2, 2], seed=3, ctx=ctx, ddim_steps=5)
+    assert np.array_equal(a.images, b.images)
+    eff = generator.efficiency(ctx, (3, 16, 16))
+    assert eff["peak_gpu_memory_mb_8"] is not None and eff["peak_gpu_memory_mb_8"] > 0

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from medsynbench.testing import make_toy_splits
 from medsynbench import ImageSet, RunContext
 from medsynbench.errors import GeneratorError, ParameterError
 from medsynbench.plugins.generators import PLUGINS
 from medsynbench.plugins.generators.pixelcnn import GatedPixelCNN
 from medsynbench.plugins.generators.vqvae2 import VQVAE2
+from medsynbench.testing import make_toy_splits
 
 FAST = {"preset": "tiny", "vq_steps": 40, "prior_steps": 30}
 
@@ -143,3 +143,16 @@ def test_pixelcnn_is_causal() -> None:
     position = 2 * 6 + 3
     assert flat[:, : position + 1].max() == 0  # nothing at or before (2, 3) sees it
     assert flat[:, position + 1 :].max() > 0  # later positions do
+
+
+@pytest.mark.gpu
+def test_cuda_amp_fit_and_deterministic_sample(tmp_path: Path) -> None:
+    splits = make_toy_splits(n_per_class=16, size=16, channels=3)
+    ctx = RunContext(device="cuda", seed=0, workdir=tmp_path)
+    generator = VQVAE2(**FAST)
+    generator.fit(splits.train, splits.class_names, tmp_path, ctx)
+    a = generator.sample([2, 2], seed=3, ctx=ctx)
+    b = generator.sample([2, 2], seed=3, ctx=ctx)
+    assert np.array_equal(a.images, b.images)
+    eff = generator.efficiency(ctx, (3, 16, 16))
+    assert eff["peak_gpu_memory_mb_8"] is not None and eff["peak_gpu_memory_mb_8"] > 0
