@@ -12,6 +12,11 @@ are fixed per layer by default (``noise_mode = "const"``) so ψ = 0 gives one im
 Presets: ``tiny`` fits a 16–32 px toy set on a CPU in seconds (tests); ``paper`` is StyleGAN2 at
 the studies' scale (512-d z and w, 8 mapping layers, up to 512 feature maps; GPU). Any preset
 value can be overridden (``kimg``, ``batch_size``, ``channel_max``...).
+
+Throughput: this eager implementation issues ~10⁴ small ops per training step, so at 64 px a
+step costs 0.2–0.3 s on an H100 almost independently of the network width (measured: batch 64
+with 256 feature maps, 0.30 s/step; batch 32 with ≤ 256, 0.20 s/step). Under a short time
+budget, a larger ``batch_size`` buys images per second nearly for free.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from . import stylegan2_networks as nets
 from .training import (
     Trainer,
     autocast,
-    batch_iterator,
+    batch_indices,
     check_counts,
     from_unit,
     load_checkpoint,
@@ -145,20 +150,12 @@ class StyleGAN2(Generator):
         device = resolve_device(ctx)
         n_classes = len(class_names)
         devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.seed)  # initial weights, training noise, style mixing
-            g = self._build(train.image_shape, n_classes)
-            d = nets.Discriminator(train.image_shape[1], train.image_shape[0], n_classes,
-                                   self.config["channel_base"], self.config["channel_max"])
-            g_ema = self._build(train.image_shape, n_classes)
-            g_ema.load_state_dict(g.state_dict())
-            g_ema.requires_grad_(False)
-            for module in (g, d, g_ema):
-                prepare_module(module, device)
-            result = self._train(g, d, g_ema, train, ctx.child(workdir=Path(workdir)), device)
-            g_ema.eval()
-            g_ema.compute_w_mean(2048 if self.config["preset"] == "paper" else 256,
-                                 torch_generator(ctx.seed, 0x3EA7))
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: autotune convs
+        try:
+            result, g_ema = self._fit(train, n_classes, Path(workdir), ctx, device, devices)
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
         self._g = g_ema
         self._data = {"image_shape": list(train.image_shape), "class_names": list(class_names)}
         save_checkpoint(Path(workdir) / _CHECKPOINT, self.name, self._hyper(),
@@ -173,6 +170,26 @@ class StyleGAN2(Generator):
             "final_loss_d": losses.get("loss_d", float("nan")),
             "stopped_early": result["steps"] < self._total_steps(),
         }
+
+    def _fit(
+        self, train: ImageSet, n_classes: int, workdir: Path, ctx: RunContext,
+        device: torch.device, devices: list[int],
+    ) -> tuple[dict[str, Any], nets.Generator]:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.seed)  # initial weights, training noise, style mixing
+            g = self._build(train.image_shape, n_classes)
+            d = nets.Discriminator(train.image_shape[1], train.image_shape[0], n_classes,
+                                   self.config["channel_base"], self.config["channel_max"])
+            g_ema = self._build(train.image_shape, n_classes)
+            g_ema.load_state_dict(g.state_dict())
+            g_ema.requires_grad_(False)
+            for module in (g, d, g_ema):
+                prepare_module(module, device)
+            result = self._train(g, d, g_ema, train, ctx.child(workdir=workdir), device)
+            g_ema.eval()
+            g_ema.compute_w_mean(2048 if self.config["preset"] == "paper" else 256,
+                                 torch_generator(ctx.seed, 0x3EA7))
+        return result, g_ema
 
     def _total_steps(self) -> int:
         return max(1, math.ceil(self.config["kimg"] * 1000 / self.config["batch_size"]))
@@ -195,11 +212,13 @@ class StyleGAN2(Generator):
                           max_seconds=cfg["max_train_seconds"])
         images = torch.as_tensor(np.asarray(train.images)).to(device)
         labels = torch.as_tensor(train.labels).to(device)
-        batches = batch_iterator(len(train), batch, trainer.data_rng)
+        seed = ctx.seed
+        ema_params, g_params = list(g_ema.parameters()), list(g.parameters())
         ema_nimg = cfg["ema_kimg"] * 1000
 
-        def reals() -> tuple[torch.Tensor, torch.Tensor]:
-            index = next(batches).to(device)
+        def reals(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            # Batch i is a function of (seed, i) alone, so a resumed run sees the same data.
+            index = batch_indices(i, len(train), batch, seed, key=0x5647).to(device)
             x = to_unit(images[index], device)
             if self.params["mirror"]:
                 flips = torch.rand(2, len(index), 1, 1, 1, generator=trainer.data_rng).to(device)
@@ -215,7 +234,7 @@ class StyleGAN2(Generator):
 
         def step(i: int) -> dict[str, torch.Tensor | float]:
             nonlocal last_r1
-            real, c_real = reals()
+            real, c_real = reals(i)
             n = real.shape[0]
             # Discriminator: logistic loss on fakes and reals, plus lazy R1 on reals.
             z, c_fake = torch.randn(n, g.z_dim, device=device), fake_labels(n)
@@ -245,11 +264,9 @@ class StyleGAN2(Generator):
             d.requires_grad_(True)
             # EMA of the generator, half-life ema_kimg (ramped up over the first images).
             beta = 0.5 ** (n / max(min(ema_nimg, (i + 1) * n * 0.05), 1e-8))
+            # (Buffers need no averaging: noise_const is fixed, w_mean is set after training.)
             with torch.no_grad():
-                for p_ema, p in zip(g_ema.parameters(), g.parameters(), strict=True):
-                    p_ema.copy_(p.detach().lerp(p_ema, beta))
-                for b_ema, b in zip(g_ema.buffers(), g.buffers(), strict=True):
-                    b_ema.copy_(b)
+                torch._foreach_lerp_(ema_params, g_params, 1 - beta)
             return {"loss_g": loss_g, "loss_d": loss_d, "r1": last_r1}
 
         return trainer.run(step)

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from medsynbench.testing import make_toy_splits
 from medsynbench import DataSplits, ImageSet, RunContext
 from medsynbench.errors import GeneratorError, ParameterError
 from medsynbench.plugins.generators.stylegan2 import StyleGAN2
+from medsynbench.testing import make_toy_splits
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,8 +44,8 @@ def fitted(toy: DataSplits, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 def test_fit_is_resumable_and_reports_training_facts(fitted: dict[str, Any]) -> None:
     first, second = fitted["first"], fitted["second"]
-    assert first["stopped_early"] and first["steps"] == 1
-    assert any("resuming" in m and "step 1" in m for m in fitted["log"])
+    assert first["stopped_early"] and 1 <= first["steps"] <= 3  # time limit, not step count
+    assert any("resuming" in m and f"step {first['steps']}" in m for m in fitted["log"])
     assert second["steps"] == 50 and not second["stopped_early"]  # tiny: 0.4 kimg / batch 8
     assert second["train_seconds"] > 0 and np.isfinite(second["final_loss"])
     assert {"final_loss_g", "final_loss_d", "kimg"} <= set(second)
