@@ -35,6 +35,7 @@ __all__ = [
     "cpu_threads",
     "embed",
     "predict_proba",
+    "recalibrate_batchnorm",
     "resolve_device",
     "seeded",
     "to_device_tensor",
@@ -174,11 +175,40 @@ def train_classifier(
             scheduler.step()
             loss_sum += value * int(index.numel())
             seen += int(index.numel())
+    if parameters is None:
+        recalibrate_batchnorm(model, images, cfg)
     return {
         "final_train_loss": loss_sum / max(seen, 1),
         "train_seconds": time.perf_counter() - start,
         "train_images": float(n),
     }
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: Classifier, images: torch.Tensor, cfg: TrainConfig) -> None:
+    """Replace BatchNorm running statistics by exact averages over ``images`` for the final weights.
+
+    The running averages (momentum 0.1) trail the weights when training is short — a few dozen
+    steps on a small set — so eval-mode predictions can be far worse than the training loss
+    suggests (measured: 57% vs ~85% training accuracy after 40 steps). One forward pass in
+    train mode with ``momentum=None`` (cumulative average) fixes it; no weights change.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for start in range(0, int(images.shape[0]), cfg.batch_size):
+        batch = images[start : start + cfg.batch_size]
+        if batch.shape[0] < 2:
+            continue
+        with _autocast(cfg):
+            model(_input(batch, model, cfg))
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
 
 
 @torch.no_grad()
