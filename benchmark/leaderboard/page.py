@@ -37,7 +37,7 @@ padding:0 .3rem}.sig{color:#11772d;font-weight:600}.small{font-size:11px;color:#
 .axis-utility{border-top:3px solid #11772d}
 .grid{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;max-width:560px}
 figure img{max-width:100%;border:1px solid #eee}
-img.mosaic{width:320px;image-rendering:pixelated}figcaption{font-size:12px;color:#444}
+img.mosaic{width:320px;image-rendering:pixelated}figure.plot-scatter{max-width:430px}figcaption{font-size:12px;color:#444}
 .withheld{padding:1rem;background:#fff4e5;border:1px dashed #d39b3a;font-size:12px}
 """
 
@@ -167,7 +167,8 @@ def _plots(plots: Sequence[Mapping[str, Any]]) -> str:
     if not plots:
         return "<p>No plots (no completed entry with utility results).</p>"
     figures = [
-        f'<figure><img src="{_e(p["png"])}" alt="{_e(p["title"])}" loading="eager">'
+        f'<figure class="plot-{_e(p["kind"])}"><img src="{_e(p["png"])}" '
+        f'alt="{_e(p["title"])}" loading="eager">'
         f'<figcaption>{_e(p["title"])} — <a href="{_e(p["svg"])}">SVG</a></figcaption></figure>'
         for p in plots
     ]
