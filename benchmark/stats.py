@@ -111,8 +111,10 @@ def paired_comparison(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     n = int(base.size)
-    # Round away float noise so equal accuracy gaps (k/N − j/N) tie and cancel exactly.
-    deltas = np.round(treat - base, _DECIMALS)
+    deltas = treat - base
+    # For the test only, round away float noise so equal accuracy gaps (k/N − j/N) tie and
+    # cancel exactly; Δ and its CI use the unrounded differences.
+    ranked = np.round(deltas, _DECIMALS)
     notes: list[str] = []
     out: dict[str, Any] = {
         "n": n,
@@ -145,7 +147,7 @@ def paired_comparison(
         return out
 
     out["ci95_pp"] = [v * scale for v in _bootstrap_ci(deltas, n_boot, seed, alpha)]
-    nonzero = deltas[deltas != 0]
+    nonzero = ranked[ranked != 0]
     n_zero = n - int(nonzero.size)
     out["n_zero"] = n_zero
     out["min_attainable_p"] = min_attainable_p(int(nonzero.size))
@@ -160,10 +162,17 @@ def paired_comparison(
     out["p_value"] = p
     out["test"] = f"wilcoxon signed-rank, two-sided, {method}"
     if out["min_attainable_p"] >= alpha:
+        needed = _seeds_needed(alpha)
+        remedy = (
+            f"run at least {needed} seeds"
+            if n < needed
+            else "the Δ = 0 seeds leave too few: add seeds, or evaluate on more images so that "
+            "scores tie less often"
+        )
         notes.append(
             f"with {nonzero.size} non-zero paired differences the exact Wilcoxon test cannot "
             f"reach p < {alpha:g} (smallest attainable p = {out['min_attainable_p']:.4g}); "
-            f"run at least {_seeds_needed(alpha)} seeds"
+            f"{remedy}"
         )
     out["note"] = "; ".join(notes)
     return out

@@ -60,6 +60,21 @@ def test_zero_differences_are_dropped_and_counted() -> None:
     assert "1 of 7 seeds had Δ = 0" in res["note"]
 
 
+def test_zero_deltas_can_make_alpha_unreachable_with_enough_seeds() -> None:
+    # 6 seeds, but 3 ties at Δ = 0 leave 3 informative ones: smallest p = 2/8 = 0.25.
+    base = BASE6
+    res = paired_comparison(base, treated(base, [0.0, 0.0, 0.0, 0.01, 0.02, 0.03]))
+    assert res["p_value"] == pytest.approx(0.25)
+    assert "cannot reach p < 0.05" in res["note"]
+    assert "the Δ = 0 seeds leave too few" in res["note"]
+    assert "run at least" not in res["note"]
+
+
+def test_delta_is_not_rounded() -> None:
+    res = paired_comparison([0.0, 0.0], [1 / 3, 1 / 3])
+    assert res["delta_pp"] == pytest.approx(100 / 3, abs=1e-12)  # rounding would be off by 3e-11
+
+
 def test_one_seed_gives_no_p_value_and_says_why() -> None:
     res = paired_comparison([0.8], [0.85])
     assert res["p_value"] is None
