@@ -134,10 +134,13 @@ def train_classifier(
     cfg: TrainConfig,
     generator: torch.Generator,
     parameters: list[nn.Parameter] | None = None,
+    recalibrate: bool = True,
 ) -> dict[str, float]:
     """Train ``model`` (or only ``parameters``) with cross-entropy; return training facts.
 
     ``images`` is a uint8 tensor on ``cfg.device``; ``generator`` fixes the data order.
+    When the whole model was trained, its BatchNorm statistics are recalibrated afterwards
+    (:func:`recalibrate_batchnorm`; ``recalibrate=False`` skips it, e.g. to time epochs).
     Raises TaskError when the loss becomes non-finite.
     """
     n = int(images.shape[0])
@@ -175,7 +178,7 @@ def train_classifier(
             scheduler.step()
             loss_sum += value * int(index.numel())
             seen += int(index.numel())
-    if parameters is None:
+    if parameters is None and recalibrate:
         recalibrate_batchnorm(model, images, cfg)
     return {
         "final_train_loss": loss_sum / max(seen, 1),
