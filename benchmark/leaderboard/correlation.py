@@ -84,6 +84,6 @@ def correlations(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
             row.update(correlate([p[0] for p in pairs], [p[1] for p in pairs]))
             rho, hib = row["spearman"], column.higher_is_better
-            row["agreement"] = None if rho is None or hib is None else (rho if hib else -rho)
+            row["agreement"] = None if rho is None or hib is None else (rho if hib else 0.0 - rho)
             rows.append(row)
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,8 +24,10 @@ SIGNIFICANCE_LEGEND = "✔ = significant (Holm-corrected p < 0.05 and Δ > 0)."
 def md_escape(text: object) -> str:
     """Make any user-supplied value safe in a Markdown table cell: HTML and Markdown are inert."""
     escaped = html.escape(" ".join(str(text).split()), quote=True)
-    for char in ("\\", "|", "`", "*", "_"):
+    for char in ("\\", "|", "`", "*"):
         escaped = escaped.replace(char, "\\" + char)
+    # "_" only emphasises at a word boundary; inside names like fidelity_privacy it stays as is
+    escaped = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped)
     return escaped.replace("](", "\\](")
 
 

@@ -25,7 +25,7 @@ h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .meta{color:#555}.rule{background:#f3f6fa;border-left:4px solid #1f5fa8;padding:.5rem .8rem}
 .wrap{overflow-x:auto}table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #dde1e6;padding:.3rem .5rem;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.name{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 thead th{background:#eef1f5;position:sticky;top:0}
 table.sortable th{cursor:pointer;user-select:none;white-space:nowrap}
 table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
@@ -108,7 +108,7 @@ def _ranked_table(document: Mapping[str, Any], ok: Sequence[Mapping[str, Any]]) 
         badge = ' <span class="badge">baseline</span>' if entry.get("baseline") else ""
         cells = [
             f'<td class="num" data-sort="{entry["rank"]}">{entry["rank"]}</td>',
-            f'<td data-sort="{name}">{name}{badge}</td>',
+            f'<td class="name" data-sort="{name}">{name}{badge}</td>',
             f"<td>{_e(entry.get('generator', ''))}</td>",
         ]
         utility = entry.get("utility") or {}

@@ -235,7 +235,7 @@ def publish(
     mosaics = _mosaics(loaded)
     submission_id = _submission_id(document)
     if check_only:
-        return PublishReport(submission_id, None, None, ["valid submission (nothing written)"])
+        return PublishReport(submission_id, None, None, notes)
     folder = root_dir / "submissions" / _slug(document["suite"]["name"])
     stored = dict(document)
     stored["entries"] = []
