@@ -185,3 +185,19 @@ def test_rejects_other_schema_version_and_bad_cli_use(tmp_path: Path) -> None:
         run_cli("publish", str(path), "--out", str(tmp_path / "x"))
     with pytest.raises(MedSynBenchError, match="only apply to `leaderboard publish`"):
         run_cli(str(path), "--out", str(tmp_path / "x"), "--check")
+
+
+def test_published_submissions_in_the_repository_validate() -> None:
+    """Every submission stored under leaderboard/ still passes publish's checks."""
+    root = Path(__file__).resolve().parents[2] / "leaderboard"
+    submissions = sorted((root / "submissions").glob("*/*.json"))
+    if not submissions:
+        pytest.skip("no published submissions in leaderboard/")
+    for path in submissions:
+        report = publish(path, root, check_only=True)
+        assert report.stored is None
+        stored = json.loads(path.read_text())
+        assert stored["submission"]["id"] == path.stem
+        for entry in stored["entries"]:
+            assert not (entry.get("samples") and entry["generator"] in ("copy-real",
+                                                                       "classical-augment"))
