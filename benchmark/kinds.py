@@ -148,6 +148,7 @@ class Generator(Plugin):
     kind: ClassVar[str] = "generator"
     sample_parameters: ClassVar[Mapping[str, Param]] = {}
     baseline: ClassVar[bool] = False  # a reference row (copy-real, classical-augment), not a model
+    samples_real: ClassVar[bool] = False  # its samples are (transformed) real images: never shown
 
     def fit(
         self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
@@ -172,8 +173,10 @@ class Generator(Plugin):
             f"generator {cls.name!r}", cls.sample_parameters, params, where or cls.name
         )
 
-    def efficiency(self, ctx: RunContext, image_shape: tuple[int, int, int]) -> dict[str, float]:
-        """Optional: e.g. ``peak_gpu_memory_mb_8`` and ``seconds_per_1000``."""
+    def efficiency(
+        self, ctx: RunContext, image_shape: tuple[int, int, int]
+    ) -> dict[str, float | None]:
+        """Optional: e.g. ``peak_gpu_memory_mb_8`` (None on CPU) and ``seconds_per_1000``."""
         return {}
 
 

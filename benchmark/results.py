@@ -161,6 +161,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
                 "name": entry.spec.name,
                 "generator": entry.spec.plugin,
                 "baseline": bool(getattr(generator_cls, "baseline", False)),
+                "samples_real": bool(getattr(generator_cls, "samples_real", False)),
                 "params": {
                     "train": entry.spec.train,
                     "sample": entry.spec.sample,
@@ -183,6 +184,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
         "suite": {
             "name": suite.name,
             "hash": suite.hash,
+            "protocol_hash": suite.protocol_hash,
             "version": suite.version,
             "description": suite.description,
             "reference": suite.reference,

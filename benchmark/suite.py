@@ -108,6 +108,7 @@ class Suite:
     output_dir: Path
     cache_dir: Path | None
     hash: str = field(default="")
+    protocol_hash: str = field(default="")
 
     def canonical(self) -> dict[str, Any]:
         """What identifies the suite's results (machine-local paths and device excluded)."""
@@ -314,9 +315,16 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
         output_dir=out_dir,
         cache_dir=cache_dir,
     )
-    canonical = json.dumps(suite.canonical(), sort_keys=True, default=str)
-    suite.hash = hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = suite.canonical()
+    suite.hash = _sha256(canonical)
+    # The protocol (data, metrics, tasks, seeds) without the entries: results of different
+    # generators on one protocol compare, so leaderboards merge and publish by this hash.
+    suite.protocol_hash = _sha256({k: v for k, v in canonical.items() if k != "entries"})
     return suite
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _unique(names: list[str], table: str, file: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import ResultsError
 from ..params import did_you_mean
 from .build import build_site, shows_real_images
-from .loading import Loaded, read_results
+from .loading import Loaded, read_results, suite_identity
 from .validate import Checker
 
 __all__ = [
@@ -141,7 +141,7 @@ def _check_provenance(document: dict[str, Any], source: Path) -> None:
 
 def _check_suite(document: dict[str, Any], registry: dict[str, Any], root: Path) -> None:
     suite = document["suite"]
-    name, version, suite_hash = suite["name"], suite["version"], suite["hash"]
+    name, version, suite_hash = suite["name"], suite["version"], suite_identity(document)
     known: dict[str, Any] = registry["suites"]
     where = root / REGISTRY_FILE
     if name not in known:
@@ -170,15 +170,16 @@ def _check_suite(document: dict[str, Any], registry: dict[str, Any], root: Path)
 def _register(document: dict[str, Any], registry: dict[str, Any], root: Path) -> str:
     suite = document["suite"]
     versions = registry["suites"].setdefault(suite["name"], [])
-    if any(v.get("hash") == suite["hash"] for v in versions):
-        return f"suite {suite['name']!r} {suite['hash'][:12]}… is already registered"
+    suite_hash = suite_identity(document)
+    if any(v.get("hash") == suite_hash for v in versions):
+        return f"suite {suite['name']!r} {suite_hash[:12]}… is already registered"
     clash = [v for v in versions if v.get("version") == suite["version"]]
     if clash:
         raise ResultsError(
             f"suite {suite['name']!r} version {suite['version']!r} is already registered with "
             f"hash {str(clash[0].get('hash'))[:12]}…; bump [suite] version when a suite changes"
         )
-    versions.append({"version": suite["version"], "hash": suite["hash"], "file": suite.get("file")})
+    versions.append({"version": suite["version"], "hash": suite_hash, "file": suite.get("file")})
     (root / REGISTRY_FILE).write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
     return f"registered suite {suite['name']!r} version {suite['version']!r}"
 

@@ -38,6 +38,7 @@ class _RealImageBaseline(Generator):
     """Shared fit/load for baselines that return (transformed) real training images."""
 
     baseline: ClassVar[bool] = True
+    samples_real: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
