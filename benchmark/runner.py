@@ -335,14 +335,14 @@ class Runner:
             _check_synthetic(synthetic, counts, self.data.image_shape, spec.name)
             synthetic.save(workdir)
             save_mosaic(synthetic.images, synthetic.labels, workdir / "mosaic.png")
-            efficiency = {
+            measured: dict[str, float | None] = {
                 "sample_seconds": round(seconds, 3),
                 "seconds_per_1000": round(1000 * seconds / max(len(synthetic), 1), 3),
             }
             # The generator's own probe (e.g. GPU memory for 8 images) first; the sampling time
             # measured here on the whole set wins over a probe's estimate of the same quantity.
-            efficiency = {**generator.efficiency(ctx, self.data.image_shape), **efficiency}
-            return {"efficiency": efficiency}
+            probe = generator.efficiency(ctx, self.data.image_shape)
+            return {"efficiency": {**probe, **measured}}
 
         path, info = self._unit(
             "sample", entry.sample_key, spec.name, {"plugin": spec.plugin}, work, entry
