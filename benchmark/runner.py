@@ -189,7 +189,7 @@ class Runner:
             except Exception as exc:  # a broken entry must not stop the others
                 self._fail(entry, stage, exc)
 
-    def _timed(self, stage: str, fn: Callable[[], None]) -> None:
+    def _stage(self, stage: str, fn: Callable[[], None]) -> None:
         self.ui.print(f"[bold]{stage}[/bold]")
         fn()
 
@@ -207,12 +207,12 @@ class Runner:
         }
         manifest = collect_manifest(self.device, self.suite.hash, plugins)
         self.registry.hook.run_started(suite=self.suite, manifest=manifest)
-        self._timed("prepare", self._prepare)
-        self._timed("fit", lambda: self._per_entry("fit", self._fit))
-        self._timed("sample", lambda: self._per_entry("sample", self._sample))
-        self._timed("encode", self._encode_all)
-        self._timed("metrics", self._metrics_all)
-        self._timed("tasks", self._tasks_all)
+        self._stage("prepare", self._prepare)
+        self._stage("fit", lambda: self._per_entry("fit", self._fit))
+        self._stage("sample", lambda: self._per_entry("sample", self._sample))
+        self._stage("encode", self._encode_all)
+        self._stage("metrics", self._metrics_all)
+        self._stage("tasks", self._tasks_all)
         manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
         manifest["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         manifest["stage_units"] = self.stage_counts
@@ -358,13 +358,13 @@ class Runner:
     # ----------------------------------------------------------- encode/metrics
     def _encoder(self, name: str) -> tuple[Encoder, str]:
         """The encoder instance for an encoder entry, fitted/loaded when needed, and its key."""
+        if name in self._encoders:
+            return self._encoders[name], self._encoder_keys[name]
         spec = self.suite.encoders[name]
         cls = self.registry.get("encoder", spec.plugin)
         key = content_key(
             stage="encoder", plugin=spec.plugin, version=cls.version, params=spec.params
         )
-        if name in self._encoders:
-            return self._encoders[name], self._encoder_keys[name]
         encoder = self.registry.create("encoder", spec.plugin, spec.params)
         assert isinstance(encoder, Encoder)
         if encoder.needs_fit:
