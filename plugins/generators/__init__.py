@@ -1,4 +1,5 @@
-"""First-party generators plugins. Each module adds its classes to ``PLUGINS``; the hook registers them."""
+"""First-party generator plugins. Each module adds its classes to ``PLUGINS``; the hook
+registers them."""
 
 from __future__ import annotations
 

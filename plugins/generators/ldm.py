@@ -37,12 +37,12 @@ from .training import (
     autocast,
     check_counts,
     from_unit,
-    load_checkpoint,
     measure_sampling,
     prepare_module,
     require_fitted,
     resolve_device,
     resolve_preset,
+    restore_module,
     save_checkpoint,
     to_unit,
     torch_generator,
@@ -303,18 +303,9 @@ class LDM(Generator):
 
     # ------------------------------------------------------------------ load / sample
     def load(self, workdir: Path, ctx: RunContext) -> None:
-        path = Path(workdir) / "ldm.pt"
-        if not path.is_file():
-            raise GeneratorError(f"generator 'ldm': no checkpoint at {path}; run fit() first")
-        saved = torch.load(path, map_location="cpu", weights_only=True).get("config", {})
-        shape, n_classes = saved.get("image_shape"), saved.get("n_classes")
-        if shape is None or n_classes is None:
-            raise GeneratorError(f"generator 'ldm': {path} lacks image_shape/n_classes")
-        cfg = self._config(shape, int(n_classes))
-        data = load_checkpoint(path, self.name, cfg)
-        models = self._build(shape, int(n_classes))
-        models.load_state_dict(data["state"])
-        self.models = prepare_module(models, resolve_device(ctx)).eval()  # type: ignore[assignment]
+        models, cfg = restore_module(Path(workdir) / "ldm.pt", self.name, self._config,
+                                     self._build, ctx)
+        self.models = models  # type: ignore[assignment]
         self.meta = {"config": cfg}
 
     @torch.no_grad()

@@ -228,6 +228,37 @@ def save_checkpoint(
 
 def load_checkpoint(path: Path, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Read a checkpoint (``weights_only=True``) and check it was written for ``config``."""
+    data = read_checkpoint(path, name)
+    check_config(data, path, name, config)
+    return data
+
+
+def restore_module(
+    path: Path,
+    name: str,
+    config_for: Callable[[Sequence[int], int], Mapping[str, Any]],
+    build: Callable[[Sequence[int], int], nn.Module],
+    ctx: RunContext,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Restore a fitted generator's network from the checkpoint ``fit`` wrote (read once).
+
+    The configuration is rebuilt from the image shape and class count stored in the checkpoint
+    and must equal the stored one; the module is built, loaded and moved to ``ctx``'s device.
+    """
+    data = read_checkpoint(path, name)
+    saved = data.get("config", {})
+    shape, n_classes = saved.get("image_shape"), saved.get("n_classes")
+    if shape is None or n_classes is None:
+        raise GeneratorError(f"generator {name!r}: {path} lacks image_shape/n_classes")
+    config = config_for(shape, int(n_classes))
+    check_config(data, path, name, config)
+    module = build(shape, int(n_classes))
+    module.load_state_dict(data["state"])
+    return prepare_module(module, resolve_device(ctx)).eval(), dict(config)
+
+
+def read_checkpoint(path: Path, name: str) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` for generator ``name``."""
     if not path.is_file():
         raise GeneratorError(
             f"generator {name!r}: no checkpoint at {path}; run fit() first (it writes this file)"
@@ -248,6 +279,11 @@ def load_checkpoint(path: Path, name: str, config: Mapping[str, Any]) -> dict[st
             f"generator {name!r}: {path} has checkpoint format {data.get('format')}, this "
             f"version reads format {FORMAT}; fit again"
         )
+    return data
+
+
+def check_config(data: Mapping[str, Any], path: Path, name: str, config: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint written with another configuration, naming both."""
     saved, current = data.get("config", {}), _plain(config)
     if saved != current:
         raise GeneratorError(
@@ -255,7 +291,6 @@ def load_checkpoint(path: Path, name: str, config: Mapping[str, Any]) -> dict[st
             f"({_config_diff(saved, current)}). Checkpoint config: {saved}. Current config: "
             f"{current}. Fit again with the current parameters or use the checkpoint's."
         )
-    return data
 
 
 # --------------------------------------------------------------------------- training loop

@@ -36,12 +36,12 @@ from .training import (
     autocast,
     check_counts,
     from_unit,
-    load_checkpoint,
     measure_sampling,
     prepare_module,
     require_fitted,
     resolve_device,
     resolve_preset,
+    restore_module,
     save_checkpoint,
     to_unit,
     torch_generator,
@@ -344,18 +344,9 @@ class VQVAE2(Generator):
 
     # ------------------------------------------------------------------ load / sample
     def load(self, workdir: Path, ctx: RunContext) -> None:
-        path = Path(workdir) / "vqvae2.pt"
-        if not path.is_file():
-            raise GeneratorError(f"generator 'vqvae2': no checkpoint at {path}; run fit() first")
-        saved = torch.load(path, map_location="cpu", weights_only=True).get("config", {})
-        shape, n_classes = saved.get("image_shape"), saved.get("n_classes")
-        if shape is None or n_classes is None:
-            raise GeneratorError(f"generator 'vqvae2': {path} lacks image_shape/n_classes")
-        cfg = self._config(shape, int(n_classes))
-        data = load_checkpoint(path, self.name, cfg)
-        parts = self._build(shape, int(n_classes))
-        parts.load_state_dict(data["state"])
-        self.parts = prepare_module(parts, resolve_device(ctx)).eval()  # type: ignore[assignment]
+        parts, cfg = restore_module(Path(workdir) / "vqvae2.pt", self.name, self._config,
+                                    self._build, ctx)
+        self.parts = parts  # type: ignore[assignment]
         self.meta = {"config": cfg}
 
     @torch.no_grad()
