@@ -10,8 +10,13 @@ it, and is labelled with that class. The default mapping reads BCSS codes
     necrosis ← 4 necrosis/debris    fat ← 9 fat          plasma cells, other immune)
     gland ← 13 normal acinus or duct
 
-Lizard (colon) or any other source can be added as further slide/mask folders with a mapping
-JSON (``{"gland": [2], ...}``) — convert its label maps to per-pixel class PNGs first.
+Lizard (colon) label files are read natively: ``labels/<image>.mat`` with ``inst_map`` (instance
+id per pixel) and ``class`` (one nuclear class per instance, in the order of ``id``) become a
+per-pixel nuclear class map (1 neutrophil, 2 epithelial, 3 lymphocyte, 4 plasma, 5 eosinophil,
+6 connective tissue). When every mask is a ``.mat`` and no mapping is given, :data:`LIZARD_MAPPING`
+applies (inflammatory ← 1, 3, 4, 5; gland ← 2; stroma ← 6). Nuclei cover only part of a patch, so
+pass a smaller ``--min-fraction`` (e.g. 0.1) for Lizard. Any other source works with a mapping
+JSON (``{"gland": [2], ...}``) over per-pixel class PNGs.
 
 Split: slides (the TCGA id before the first ``_``) are assigned whole to train/val/test in the
 study's proportions (7,874 / 3,741 / 7,478), stratified by their majority class, with a fixed
@@ -37,13 +42,49 @@ from .folders import PATHOLOGY_CLASSES
 from .imageio import IMAGE_EXTENSIONS
 from .splits import split_indices
 
-__all__ = ["BCSS_MAPPING", "PAPER_SIZES", "load_mapping", "prepare_bcss_lizard", "tile_slide"]
+__all__ = [
+    "BCSS_MAPPING",
+    "LIZARD_MAPPING",
+    "PAPER_SIZES",
+    "load_mapping",
+    "prepare_bcss_lizard",
+    "read_label_map",
+    "tile_slide",
+]
 
 BCSS_MAPPING: dict[str, list[int]] = {
     "inflammatory": [3, 10, 11], "necrosis": [4], "stroma": [2], "tumor": [1], "fat": [9],
     "gland": [13],
 }
+LIZARD_MAPPING: dict[str, list[int]] = {"inflammatory": [1, 3, 4, 5], "gland": [2], "stroma": [6]}
 PAPER_SIZES = {"train": 7874, "val": 3741, "test": 7478}
+MASK_SUFFIXES = (*IMAGE_EXTENSIONS, ".mat")
+
+
+def read_label_map(mask: Path) -> np.ndarray:
+    """Per-pixel class codes from a PNG-like mask or a Lizard ``.mat`` label file."""
+    if mask.suffix.lower() != ".mat":
+        with Image.open(mask) as opened:
+            return np.asarray(opened.convert("L") if opened.mode not in ("L", "P") else opened)
+    from scipy.io import loadmat
+
+    try:
+        content = loadmat(mask)
+    except Exception as exc:  # scipy raises several types for a corrupt file
+        raise DataError(f"cannot read Lizard label file {mask}: {exc}") from exc
+    missing = [key for key in ("inst_map", "class") if key not in content]
+    if missing:
+        raise DataError(f"{mask} lacks {', '.join(missing)}: not a Lizard label file (it needs "
+                        "inst_map and class; see the Lizard release's README)")
+    inst_map = np.asarray(content["inst_map"]).astype(np.int64)
+    classes = np.asarray(content["class"]).astype(np.int64).ravel()
+    ids = np.asarray(content["id"]).astype(np.int64).ravel() if "id" in content else \
+        np.arange(1, len(classes) + 1)
+    if len(ids) != len(classes):
+        raise DataError(f"{mask}: {len(ids)} instance ids but {len(classes)} classes")
+    lookup = np.zeros(max(int(inst_map.max()), int(ids.max(initial=0))) + 1, dtype=np.uint8)
+    lookup[ids] = classes
+    return lookup[inst_map]
 
 
 def load_mapping(path: Path | None) -> dict[str, list[int]]:
@@ -72,8 +113,7 @@ def tile_slide(
     slide: Path, mask: Path, table: np.ndarray, patch: int, min_fraction: float
 ) -> list[tuple[int, int, int]]:
     """(x, y, class) of every grid patch of ``slide`` whose majority mapped class qualifies."""
-    with Image.open(mask) as opened:
-        labels = np.asarray(opened.convert("L") if opened.mode not in ("L", "P") else opened)
+    labels = read_label_map(mask)
     with Image.open(slide) as opened:
         size = opened.size
     if labels.shape != (size[1], size[0]):
@@ -95,7 +135,7 @@ def _pairs(slides: Path, masks: Path) -> list[tuple[Path, Path]]:
     for folder, what in ((slides, "slides"), (masks, "masks")):
         if not folder.is_dir():
             raise DataError(f"--{what} folder {folder} does not exist")
-    by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in MASK_SUFFIXES}
     pairs, missing = [], []
     for slide in sorted(p for p in slides.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
         mask = by_stem.get(slide.stem)
@@ -116,7 +156,10 @@ def prepare_bcss_lizard(
     if not 0 < min_fraction <= 1:
         raise DataError(f"--min-fraction must be in (0, 1], got {min_fraction}")
     pairs = _pairs(slides, masks)
-    table = _lookup(mapping or BCSS_MAPPING)
+    if mapping is None:
+        lizard = all(mask.suffix.lower() == ".mat" for _, mask in pairs)
+        mapping = LIZARD_MAPPING if lizard else BCSS_MAPPING
+    table = _lookup(mapping)
     with ctx.progress("bcss-lizard: tiling slides", total=len(pairs)) as task, \
             ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         tiles = []

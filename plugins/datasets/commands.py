@@ -180,7 +180,8 @@ def register_commands(subparsers: Any) -> None:
     prepare.add_argument("--min-fraction", type=float, default=0.5,
                          help="share of a patch its majority class must cover")
     prepare.add_argument("--seed", type=int, default=0)
-    prepare.add_argument("--mapping", help="bcss-lizard: JSON class → mask codes (default BCSS)")
+    prepare.add_argument("--mapping", help="bcss-lizard: JSON class → mask codes (default: BCSS "
+                         "codes; Lizard codes when every mask is a Lizard .mat label file)")
     prepare.add_argument("--all-patches", action="store_true",
                          help="keep every patch instead of the paper's split sizes")
     prepare.set_defaults(func=cmd_prepare)

@@ -198,3 +198,54 @@ def test_prepare_requires_a_mask_per_slide(tmp_path: Path, ctx: RunContext) -> N
     write_image(tmp_path / "s" / "slide1.png")
     with pytest.raises(DataError, match=r"no mask .* slide1\.png"):
         prepare_bcss_lizard(tmp_path / "s", tmp_path / "m", tmp_path / "o", ctx)
+
+
+def _lizard_label_file(path: Path, classes_by_quadrant: list[int]) -> None:
+    """A Lizard-style .mat: nuclei instances (inst_map) with one nuclear class each."""
+    from scipy.io import savemat
+
+    inst_map = np.zeros((64, 64), dtype=np.int32)
+    ids, classes = [], []
+    for q, cls in enumerate(classes_by_quadrant):
+        y, x = divmod(q, 2)
+        for n in range(4):  # four 12×12 "nuclei" per 32 px quadrant
+            instance = len(ids) + 1
+            top, left = 32 * y + 16 * (n // 2), 32 * x + 16 * (n % 2)
+            inst_map[top : top + 12, left : left + 12] = instance
+            ids.append(instance)
+            classes.append(cls)
+    savemat(path, {"inst_map": inst_map, "id": np.array(ids)[:, None],
+                   "class": np.array(classes)[:, None]})
+
+
+def test_prepare_reads_lizard_mat_labels(tmp_path: Path, ctx: RunContext) -> None:
+    slides, labels = tmp_path / "images", tmp_path / "labels"
+    slides.mkdir()
+    labels.mkdir()
+    lizard_classes = [2, 3, 6, 1, 4, 5]  # epithelial, lymphocyte, connective, neutrophil, ...
+    for s in range(12):
+        rgb = np.random.default_rng(s).integers(0, 255, size=(64, 64, 3)).astype(np.uint8)
+        Image.fromarray(rgb).save(slides / f"consep_{s}.png")
+        quadrants = [lizard_classes[(s + q) % 6] for q in range(4)]
+        _lizard_label_file(labels / f"consep_{s}.mat", quadrants)
+    out = tmp_path / "patches"
+    # each 32 px quadrant is 4 × 144 = 576 of 1,024 pixels nuclei of one class: fraction 0.56
+    counts = prepare_bcss_lizard(slides, labels, out, ctx, patch=32, min_fraction=0.5,
+                                 paper_sizes=False)
+    totals = {c: sum(split[c] for split in counts.values()) for c in counts["train"]}
+    assert sum(totals.values()) == 48
+    # Lizard mapping: inflammatory ← neutrophil/lymphocyte/plasma/eosinophil, gland ← epithelial,
+    # stroma ← connective; each class appears in 2 of 6 quadrant slots → 8 patches per slot class
+    assert totals["gland"] == 8 and totals["stroma"] == 8 and totals["inflammatory"] == 32
+    assert totals["tumor"] == totals["necrosis"] == totals["fat"] == 0
+
+
+def test_prepare_refuses_a_mat_without_lizard_keys(tmp_path: Path, ctx: RunContext) -> None:
+    from scipy.io import savemat
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "m").mkdir()
+    write_image(tmp_path / "s" / "slide1.png", size=(32, 32), mode="RGB")
+    savemat(tmp_path / "m" / "slide1.mat", {"something_else": np.zeros((32, 32))})
+    with pytest.raises(DataError, match=r"slide1\.mat lacks inst_map, class: not a Lizard"):
+        prepare_bcss_lizard(tmp_path / "s", tmp_path / "m", tmp_path / "o", ctx, patch=32)
