@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medsynbench.errors import DataError, ParameterError
+from medsynbench.devices import torch_device
+from medsynbench.errors import DataError
 from medsynbench.kinds import RunContext
 
 __all__ = [
@@ -42,18 +43,7 @@ def positive(value: int) -> str | None:
     return None if value > 0 else f"must be a positive integer, got {value}"
 
 
-def resolve_device(device: str) -> torch.device:
-    """``ctx.device`` as a torch device ("auto" means CUDA when available)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ParameterError(f"device {device!r} is not a valid torch device: {exc}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available")
-    return resolved
-
+resolve_device = torch_device  # "auto" → cuda when available; ParameterError otherwise
 
 def check_images(images: np.ndarray, encoder: str) -> None:
     """Raise DataError unless ``images`` is uint8 N×C×H×W with 1 or 3 channels."""
@@ -110,7 +100,7 @@ def encode_batched(
     use_amp = amp and device.type == "cuda"
     with ctx.progress(f"encode {name}", total=n) as task, torch.no_grad():
         for start in range(0, n, batch_size):
-            chunk = np.ascontiguousarray(images[start : start + batch_size])
+            chunk = np.array(images[start : start + batch_size])  # writable copy of a memmap slice
             batch = torch.from_numpy(chunk).to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 result = forward(batch)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from medsynbench.devices import torch_device
 from medsynbench.errors import GeneratorError
 from medsynbench.kinds import RunContext
 from torch import nn
@@ -105,13 +106,7 @@ def torch_generator(seed: int, *keys: int) -> torch.Generator:
 # --------------------------------------------------------------------------- devices & AMP
 def resolve_device(ctx: RunContext) -> torch.device:
     """The torch device named by ``ctx.device`` ("auto" → cuda when available)."""
-    name = ctx.device or "cpu"
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GeneratorError(f"device {name!r} requested but CUDA is not available; use 'cpu'")
-    return torch.device(name)
-
+    return torch_device(ctx.device or "cpu")
 
 def use_amp(device: torch.device) -> bool:
     """AMP (float16 autocast + GradScaler) is used on CUDA only."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from medsynbench.devices import torch_device
 from medsynbench.errors import DataError, ParameterError
 
 __all__ = [
@@ -44,20 +45,7 @@ def warn(message: str) -> None:
     warnings.warn(message, MetricWarning, stacklevel=4)
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """"auto" (or None) → cuda when available, else cpu; "cpu"/"cuda"/"cuda:1" as given."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ParameterError(
-            f"device={device!r} is not a device; use 'cpu', 'cuda' or 'auto'"
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device={device!r} but CUDA is not available; use 'cpu' or 'auto'")
-    return resolved
-
+resolve_device = torch_device  # "auto"/None → cuda when available; ParameterError otherwise
 
 def to_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     """Wrap a numpy array (zero-copy where possible) or pass a tensor through."""

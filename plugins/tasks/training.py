@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medsynbench.errors import ParameterError, TaskError
+from medsynbench.devices import torch_device
+from medsynbench.errors import TaskError
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torch import nn
 
@@ -57,18 +58,7 @@ class TrainConfig:
     label: str = "classifier"  # names the run in error messages
 
 
-def resolve_device(device: str) -> torch.device:
-    """``ctx.device`` as a torch device ("auto" means CUDA when available)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ParameterError(f"device {device!r} is not a valid torch device: {exc}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available")
-    return resolved
-
+resolve_device = torch_device  # "auto" → cuda when available; ParameterError otherwise
 
 @contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
