@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,7 +35,7 @@ class _Task:
         text = " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
         )
-        self._progress.update(self._task_id, info=text)
+        self._progress.update(self._task_id, info=escape(text))
 
 
 class ProgressUI:
@@ -66,12 +67,21 @@ class ProgressUI:
     @contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[_Task]:
         """A progress bar shown while the block runs."""
-        task_id = self._progress.add_task(description, total=total, info="")
+        task_id = self._progress.add_task(escape(description), total=total, info="")
         try:
             yield _Task(self._progress, task_id)
         finally:
             self._progress.remove_task(task_id)
 
     def print(self, message: str) -> None:
-        """Print a line above the bars."""
-        self._progress.console.print(message, highlight=False)
+        """Print a line of plain text above the bars (brackets are not rich markup)."""
+        self._progress.console.print(message, highlight=False, markup=False)
+
+    def status(self, ok: bool, stage: str, text: str) -> None:
+        """Print ``✓``/``✗`` in colour, then ``stage`` and plain ``text`` (entry names, errors)."""
+        mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
+        self._progress.console.print(f"  {mark} {stage:<8} {escape(text)}", highlight=False)
+
+    def heading(self, text: str) -> None:
+        """Print a bold stage heading."""
+        self._progress.console.print(f"[bold]{escape(text)}[/bold]", highlight=False)

@@ -158,8 +158,7 @@ class Runner:
         self.stage_counts[stage]["cached" if cached else "computed"] += 1
         if entry is not None:
             entry.timings[stage] = entry.timings.get(stage, 0.0) + seconds
-        status = "[dim]cached[/dim]" if cached else f"{seconds:.1f}s"
-        self.ui.print(f"  [green]✓[/green] {stage:<8} {label} ({status})")
+        self.ui.status(True, stage, f"{label} ({'cached' if cached else f'{seconds:.1f}s'})")
         self.registry.hook.stage_finished(
             stage=stage,
             entry=entry.spec.name if entry else None,
@@ -176,7 +175,7 @@ class Runner:
         )
         if self.debug:
             entry.error += "\n" + traceback.format_exc()
-        self.ui.print(f"  [red]✗[/red] {stage:<8} {entry.spec.name}: {entry.error.splitlines()[0]}")
+        self.ui.status(False, stage, f"{entry.spec.name}: {entry.error.splitlines()[0]}")
 
     def _per_entry(self, stage: str, step: Callable[[EntryState], None]) -> None:
         for entry in self.entries:
@@ -190,7 +189,7 @@ class Runner:
                 self._fail(entry, stage, exc)
 
     def _stage(self, stage: str, fn: Callable[[], None]) -> None:
-        self.ui.print(f"[bold]{stage}[/bold]")
+        self.ui.heading(stage)
         fn()
 
     # ------------------------------------------------------------------ stages

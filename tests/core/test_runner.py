@@ -102,6 +102,9 @@ def test_generator_raising_in_fit_is_recorded_and_others_run(cli_env, tmp_path):
     proc = cli(["run", str(path), "--quiet"], cli_env)
     assert proc.returncode == 1
     assert "1 entry failed" in proc.stderr and "beta (fit): RuntimeError: boom" in proc.stderr
+    progress_lines = proc.stderr.split("1 entry failed")[0]  # printed while running
+    assert "✗ fit      beta: RuntimeError: boom" in progress_lines
+    assert "[/red]" in progress_lines  # shown as text: not parsed as rich markup (which raised)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     alpha, beta = results["entries"]
     assert alpha["status"] == "ok" and alpha["utility"]
@@ -136,3 +139,20 @@ def test_sigkill_then_rerun_resumes_without_repeating_work(cli_env, tmp_path):
     assert beta_log.read_text().splitlines() == ["fit", "fit", "sample"]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["manifest"]["stage_units"]["fit"] == {"computed": 1, "cached": 1}
+
+
+def test_entry_names_with_brackets_print_as_text(registry, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from medsynbench.progress import ProgressUI
+
+    path = tmp_path / "s.toml"
+    path.write_text(toy_suite_text(tmp_path).replace("spread = 5.0", "spread = [1.0, 2.0]"))
+    suite = load_suite(path, registry)
+    out = io.StringIO()
+    ui = ProgressUI(Console(file=out, width=200), enabled=False)
+    with ui:
+        Runner(suite, registry, suite.output_dir, device="cpu", ui=ui).run()
+    assert "sample   beta[spread=1.0] (" in out.getvalue()  # not swallowed as a style tag
