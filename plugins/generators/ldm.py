@@ -38,7 +38,9 @@ from .training import (
     check_counts,
     from_unit,
     measure_sampling,
+    positive,
     prepare_module,
+    preset_parameters,
     require_fitted,
     resolve_device,
     resolve_preset,
@@ -96,21 +98,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 DOWNSAMPLE = 8  # the first stage's spatial compression (LDM "f8")
 
 
-def _positive(value: Any) -> str | None:
-    if value is None:
-        return None
-    values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return f"must be numbers, got {value!r}"
-    return None if all(v > 0 for v in values) else f"must be > 0, got {value!r}"
 
 
 def _fraction(value: Any) -> str | None:
     return None if value is None or 0 <= value < 1 else f"must be in [0, 1), got {value!r}"
 
 
-def _param_type(value: Any) -> type:
-    return float if isinstance(value, float) else type(value)
 
 
 def _levels(value: Any) -> str | None:
@@ -125,35 +118,17 @@ class LDM(Generator):
     version = "0.1.0"
     description = "latent diffusion (VQ 8× first stage, conditional UNet, DDIM sampling)"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "preset": Param("paper", str, "tiny (CPU tests) or paper (GPU)", choices=("tiny", "paper")),
-        "augment": Param(True, bool, "random flips/90° rotations while training"),
-        "max_train_seconds": Param(
-            None,
-            float,
-            "stop training early after this many seconds",
-            nullable=True,
-            check=_positive,
+        **preset_parameters(
+            PRESETS,
+            {"unet_attention": _levels, "ema_decay": _fraction, "cond_dropout": _fraction},
         ),
-        **{
-            key: Param(
-                None,
-                _param_type(value),
-                f"overrides the preset's {key}",
-                nullable=True,
-                check=_levels
-                if key == "unet_attention"
-                else _fraction
-                if key in ("ema_decay", "cond_dropout")
-                else _positive,
-            )
-            for key, value in PRESETS["paper"].items()
-        },
+        "augment": Param(True, bool, "random flips/90° rotations while training"),
     }
     sample_parameters: ClassVar[Mapping[str, Param]] = {
-        "ddim_steps": Param(50, int, "DDIM sampling steps", check=_positive, sweepable=True),
+        "ddim_steps": Param(50, int, "DDIM sampling steps", check=positive, sweepable=True),
         "eta": Param(0.0, float, "DDIM stochasticity (0 = deterministic DDIM)"),
         "guidance": Param(
-            1.0, float, "classifier-free guidance scale (1 = none)", check=_positive, sweepable=True
+            1.0, float, "classifier-free guidance scale (1 = none)", check=positive, sweepable=True
         ),
     }
 

@@ -43,6 +43,7 @@ from .training import (
     load_checkpoint,
     measure_sampling,
     prepare_module,
+    preset_parameters,
     require_fitted,
     resolve_device,
     resolve_preset,
@@ -69,8 +70,6 @@ _CHECKPOINT = "stylegan2.pt"
 _SAMPLE_BATCH = 64
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
 
 
 def _nonnegative(value: float) -> str | None:
@@ -99,17 +98,9 @@ class StyleGAN2(Generator):
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "conditional StyleGAN2 (pure PyTorch), truncation ψ sweepable"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "preset": Param("paper", str, "tiny (CPU tests) or paper (GPU)", choices=("tiny", "paper")),
+        **preset_parameters(PRESETS, _CHECKS),
         "mirror": Param(False, bool, "random horizontal+vertical flips of real images (only "
                         "where flipped images are valid, e.g. histology)"),
-        "max_train_seconds": Param(None, float, "stop training early after this many seconds",
-                                   nullable=True, check=_positive),
-        **{
-            key: Param(None, float if isinstance(value, float) else int,
-                       f"overrides the preset's {key} (tiny {PRESETS['tiny'][key]}, paper {value})",
-                       nullable=True, check=_CHECKS.get(key, _positive))
-            for key, value in PRESETS["paper"].items()
-        },
     }
     sample_parameters: ClassVar[Mapping[str, Param]] = {
         "truncation": Param(1.0, float, "truncation ψ toward the class's mean w (1 = none, "

@@ -31,6 +31,7 @@ import torch
 from medsynbench.devices import torch_device
 from medsynbench.errors import GeneratorError
 from medsynbench.kinds import RunContext
+from medsynbench.params import Param
 from torch import nn
 
 __all__ = [
@@ -170,6 +171,43 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int, key: int = 0) -
     epoch, position = divmod(step, n // size)
     order = torch.randperm(n, generator=torch_generator(seed, key, epoch))
     return order[position * size : (position + 1) * size]
+
+
+def positive(value: Any) -> str | None:
+    """Parameter check: a number (or list of numbers) > 0; None passes (nullable overrides)."""
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return f"must be numbers, got {value!r}"
+    return None if all(v > 0 for v in values) else f"must be > 0, got {value!r}"
+
+
+def preset_parameters(
+    presets: Mapping[str, Mapping[str, Any]],
+    checks: Mapping[str, Callable[[Any], str | None]] | None = None,
+) -> dict[str, Param]:
+    """The parameter block every trained generator declares: ``preset`` (a key of ``presets``),
+    ``max_train_seconds``, and one nullable override per value of the paper preset (checked by
+    ``checks[key]``, else :func:`positive`). :func:`resolve_preset` merges them at fit time."""
+    checks = checks or {}
+    return {
+        "preset": Param("paper", str, "tiny (CPU tests) or paper (GPU)", choices=tuple(presets)),
+        "max_train_seconds": Param(
+            None, float, "stop training early after this many seconds", nullable=True,
+            check=positive,
+        ),
+        **{
+            key: Param(
+                None,
+                float if isinstance(value, float) else type(value),
+                f"overrides the preset's {key} (tiny {presets['tiny'][key]}, paper {value})",
+                nullable=True,
+                check=checks.get(key, positive),
+            )
+            for key, value in presets["paper"].items()
+        },
+    }
 
 
 def resolve_preset(

@@ -37,7 +37,9 @@ from .training import (
     check_counts,
     from_unit,
     measure_sampling,
+    positive,
     prepare_module,
+    preset_parameters,
     require_fitted,
     resolve_device,
     resolve_preset,
@@ -82,8 +84,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _positive(value: Any) -> str | None:
-    return None if value is None or value > 0 else f"must be > 0, got {value!r}"
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -159,30 +159,13 @@ class VQVAE2(Generator):
     version = "0.1.0"
     description = "VQ-VAE-2 (top/bottom EMA codebooks) + gated PixelCNN priors, one per class"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "preset": Param("paper", str, "tiny (CPU tests) or paper (GPU)", choices=("tiny", "paper")),
+        **preset_parameters(PRESETS),
         "per_class": Param(True, bool, "one model per class (Nan et al.) or one conditional"),
         "augment": Param(True, bool, "random flips/90° rotations while training"),
-        "max_train_seconds": Param(
-            None,
-            float,
-            "stop training early after this many seconds",
-            nullable=True,
-            check=_positive,
-        ),
-        **{
-            key: Param(
-                None,
-                type(value) if not isinstance(value, float) else float,
-                f"overrides the preset's {key}",
-                nullable=True,
-                check=_positive,
-            )
-            for key, value in PRESETS["paper"].items()
-        },
     }
     sample_parameters: ClassVar[Mapping[str, Param]] = {
         "temperature": Param(
-            1.0, float, "prior softmax temperature", check=_positive, sweepable=True
+            1.0, float, "prior softmax temperature", check=positive, sweepable=True
         ),
     }
 
