@@ -5,6 +5,8 @@ square root is Σ √λ over the eigenvalues λ of Σ_r Σ_f, obtained from a sy
 the same eigenvalues: Lᵀ Σ_f L with Σ_r = L Lᵀ (Cholesky; similar to Σ_r Σ_f via L, no inverse),
 or Σ_r^½ Σ_f Σ_r^½ when Σ_r is singular (e.g. N ≤ d, dead feature dimensions). Only symmetric
 eigenvalue solvers are used — never scipy's ``sqrtm``; eigenvalues below 0 (rounding) count as 0.
+On the CPU the covariances come from BLAS ``dsyrk`` and the Cholesky + Lᵀ Σ_f L + eigenvalues step
+from one LAPACK ``dsygv`` call (itype 2); on the GPU from torch (cuBLAS / cuSOLVER).
 Covariances use the unbiased N−1 normalisation (as ``numpy.cov``, pytorch-fid, torch-fidelity).
 
 KID is the unbiased MMD² with the polynomial kernel k(x, y) = (xᵀy / d + 1)³, averaged over
@@ -18,6 +20,8 @@ population standard deviation (ddof = 0) of the per-subset estimates, as torch-f
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
+import scipy.linalg.blas
 import torch
 from medsynbench.errors import DataError, ParameterError
 
@@ -29,6 +33,12 @@ __all__ = ["feature_statistics", "fid", "frechet_distance", "kid"]
 def feature_statistics(features: torch.Tensor, name: str = "features"
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and unbiased covariance (float64) of N×d features; warns when N < d."""
+    mu, lower = _statistics(features, name)
+    return mu, _symmetric(lower)
+
+
+def _statistics(features: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of which only the lower triangle is filled in (on the CPU)."""
     n, d = features.shape
     if n < 2:
         raise DataError(f"{name} has {n} sample(s); a covariance needs at least 2")
@@ -39,12 +49,16 @@ def feature_statistics(features: torch.Tensor, name: str = "features"
     mu = features.mean(dim=0)
     centred = features - mu
     if centred.device.type == "cpu":
-        # numpy computes a.T @ a with BLAS syrk (half the work of a general matmul).
-        as_array = centred.numpy()
-        sigma = torch.from_numpy(as_array.T @ as_array) / (n - 1)
-    else:
-        sigma = centred.T @ centred / (n - 1)
-    return mu, sigma
+        # BLAS syrk computes only the lower triangle of Xᵀ X (half the work of a general
+        # matmul); centred.T is a Fortran-ordered view, so syrk reads it without a copy.
+        lower = scipy.linalg.blas.dsyrk(1.0 / (n - 1), centred.numpy().T, trans=0, lower=1)
+        return mu, torch.from_numpy(lower)
+    return mu, centred.T @ centred / (n - 1)
+
+
+def _symmetric(sigma: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix whose lower triangle is that of ``sigma``."""
+    return torch.tril(sigma) + torch.tril(sigma, diagonal=-1).T
 
 
 def _sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
@@ -53,9 +67,33 @@ def _sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
     return root
 
 
+def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """tr √(Σ1 Σ2) for symmetric PSD Σ1, Σ2 given by their lower triangles (float64)."""
+    if s1.device.type == "cpu":
+        # LAPACK sygv (itype 2) does Cholesky Σ1 = L Lᵀ, Lᵀ Σ2 L and its eigenvalues in one
+        # call, reading lower triangles only (the arithmetic below in half the flops).
+        try:
+            eigvals = torch.from_numpy(scipy.linalg.eigh(
+                s2.numpy(), s1.numpy(), lower=True, type=2, eigvals_only=True, driver="gv",
+                check_finite=False))
+            return eigvals.clamp(min=0).sqrt().sum()
+        except np.linalg.LinAlgError:  # Σ1 not positive definite
+            pass
+    s1, s2 = _symmetric(s1), _symmetric(s2)
+    factor, info = torch.linalg.cholesky_ex(s1)
+    if int(info) != 0:  # singular Σ1: fall back to the symmetric square root
+        factor = _sqrt_psd(s1)
+    middle = factor.T @ s2 @ factor
+    eigvals = torch.linalg.eigvalsh((middle + middle.T) / 2)
+    return eigvals.clamp(min=0).sqrt().sum()
+
+
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike,
                      *, device: str = "auto") -> float:
-    """Fréchet distance between two Gaussians given their means and covariances."""
+    """Fréchet distance between two Gaussians given their means and covariances.
+
+    The covariances are read as symmetric matrices: only their lower triangles are used.
+    """
     dev = resolve_device(device)
     m1, m2 = (torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m)
               .to(dev, torch.float64) for m in (mu1, mu2))
@@ -65,15 +103,13 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise DataError(f"statistics do not match: mu1 {tuple(m1.shape)}, mu2 {tuple(m2.shape)}, "
                         f"sigma1 {tuple(s1.shape)}, sigma2 {tuple(s2.shape)}")
-    s1 = (s1 + s1.T) / 2
-    factor, info = torch.linalg.cholesky_ex(s1)
-    if int(info) != 0:  # singular Σ1: fall back to the symmetric square root
-        factor = _sqrt_psd(s1)
-    middle = factor.T @ s2 @ factor
-    eigvals = torch.linalg.eigvalsh((middle + middle.T) / 2)
-    trace_sqrt = eigvals.clamp(min=0).sqrt().sum()
+    return _frechet(m1, s1, m2, s2)
+
+
+def _frechet(m1: torch.Tensor, s1: torch.Tensor, m2: torch.Tensor, s2: torch.Tensor) -> float:
     diff = m1 - m2
-    value = diff @ diff + torch.trace(s1) + torch.trace(s2) - 2 * trace_sqrt
+    value = (diff @ diff + torch.trace(s1) + torch.trace(s2)
+             - 2 * _trace_sqrt_product(s1.contiguous(), s2.contiguous()))
     return float(value)
 
 
@@ -89,9 +125,9 @@ def _pair(real: ArrayLike, fake: ArrayLike, device: str) -> tuple[torch.Tensor, 
 def fid(real: ArrayLike, fake: ArrayLike, *, device: str = "auto") -> float:
     """Fréchet Inception Distance between N×d real and M×d fake features (float64)."""
     r, f = _pair(real, fake, device)
-    mu1, sigma1 = feature_statistics(r, "real")
-    mu2, sigma2 = feature_statistics(f, "fake")
-    return frechet_distance(mu1, sigma1, mu2, sigma2, device=str(r.device))
+    mu1, sigma1 = _statistics(r, "real")
+    mu2, sigma2 = _statistics(f, "fake")
+    return _frechet(mu1, sigma1, mu2, sigma2)
 
 
 def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:

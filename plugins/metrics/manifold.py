@@ -33,7 +33,7 @@ from ._inputs import (
     check_pair,
     resolve_device,
 )
-from .knn import Distance, Points, closer, iter_blocks, neighbour_distances
+from .knn import Distance, Points, closer_blocks, neighbour_distances, screened_sets
 
 __all__ = ["knn_privacy", "prdc", "prepare"]
 
@@ -54,7 +54,7 @@ def prepare(sets: dict[str, ArrayLike], distance: str, device: str) -> list[Poin
     for name, t in zip(names[1:], tensors[1:], strict=True):
         check_dims(tensors[0], t, (names[0], name), what)
     centre = tensors[0].mean(dim=0) if dist == "euclidean" else None
-    return [Points.of(t, dist, centre) for t in tensors]
+    return screened_sets(tensors, dist, centre)
 
 
 def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str = "euclidean",
@@ -70,17 +70,19 @@ def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str = "eucli
     fake_radius = neighbour_distances(fakes, k)[:, k - 1]
     inside_count = torch.empty(len(fakes), dtype=torch.int64, device=reals.device)
     recalled = torch.zeros(len(reals), dtype=torch.bool, device=reals.device)
-    nearest_fake = torch.full((len(reals),), float("inf"), dtype=torch.float64,
-                              device=reals.device)
-    for start, stop, dist in iter_blocks(fakes, reals):  # dist[s, i] = d(fake s, real i)
-        inside_count[start:stop] = closer(dist, real_radius[None, :]).sum(dim=1)
-        recalled |= closer(dist, fake_radius[start:stop, None]).any(dim=0)
-        nearest_fake = torch.minimum(nearest_fake, dist.min(dim=0).values)
+    covered = torch.zeros(len(reals), dtype=torch.bool, device=reals.device)
+    # inside[s, i]: fake s lies in real i's ball; in_fake_ball[s, i]: real i in fake s's ball.
+    # Coverage "min_s d(r_i, s) < r_k(i)" is "some fake lies inside real i's ball".
+    radii = [(real_radius, 1), (fake_radius, 0)]
+    for start, stop, (inside, in_fake_ball) in closer_blocks(fakes, reals, radii):
+        inside_count[start:stop] = inside.sum(dim=1)
+        covered |= inside.any(dim=0)
+        recalled |= in_fake_ball.any(dim=0)
     return {
         "precision": float((inside_count > 0).double().mean()),
         "recall": float(recalled.double().mean()),
         "density": float(inside_count.sum()) / (k * len(fakes)),
-        "coverage": float(closer(nearest_fake, real_radius).double().mean()),
+        "coverage": float(covered.double().mean()),
     }
 
 
@@ -96,9 +98,9 @@ def knn_privacy(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str =
     r_1, r_k = radii[:, 0], radii[:, k - 1]
     in_real = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
     copy = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
-    for start, stop, dist in iter_blocks(fakes, reals):
-        in_real[start:stop] = closer(dist, r_k[None, :]).any(dim=1)
-        copy[start:stop] = closer(dist, r_1[None, :]).any(dim=1)
+    for start, stop, (inside, closer_than_r1) in closer_blocks(fakes, reals, [(r_k, 1), (r_1, 1)]):
+        in_real[start:stop] = inside.any(dim=1)
+        copy[start:stop] = closer_than_r1.any(dim=1)
     return {
         "fidelity": float(in_real.double().mean()),
         "privacy": 1.0 - float(copy.double().mean()),
