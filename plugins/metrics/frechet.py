@@ -85,7 +85,8 @@ def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
         factor = _sqrt_psd(s1)
     middle = factor.T @ s2 @ factor
     eigvals = torch.linalg.eigvalsh((middle + middle.T) / 2)
-    return eigvals.clamp(min=0).sqrt().sum()
+    trace: torch.Tensor = eigvals.clamp(min=0).sqrt().sum()
+    return trace
 
 
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike,

@@ -204,9 +204,9 @@ def neighbours(x: Screened, k: int, exact_rows: Callable[[torch.Tensor], torch.T
     bound = ((values[:, -1].double() - margin).clamp(min=0).sqrt() * x.scale)
     settled = (rho == 0) | (bound >= rho) | (cand == n - 1)  # all points are candidates
     redo = (~settled).nonzero()[:, 0]
-    step = max(1, _BLOCK_BYTES // (8 * n))
-    for i in range(0, redo.shape[0], step):  # rare: exact rows in float64
-        chunk = redo[i : i + step]
+    per_block = max(1, _BLOCK_BYTES // (8 * n))
+    for first in range(0, redo.shape[0], per_block):  # rare: exact rows in float64
+        chunk = redo[first : first + per_block]
         d = exact_rows(chunk)
         d[torch.arange(chunk.shape[0], device=d.device), chunk] = float("inf")
         exact[chunk, :k] = torch.topk(d, k, dim=1, largest=False, sorted=True).values
