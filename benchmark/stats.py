@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 __all__ = ["holm", "min_attainable_p", "paired_comparison"]
 
@@ -51,6 +50,8 @@ def _seeds_needed(alpha: float) -> int:
 
 def _wilcoxon_p(nonzero: np.ndarray) -> tuple[float, str]:
     """Two-sided Wilcoxon signed-rank p-value of non-zero differences, and the method used."""
+    from scipy import stats as sps  # imported on use: scipy.stats takes ~1 s to import
+
     n = int(nonzero.size)
     abs_d = np.abs(nonzero)
     tied = np.unique(abs_d).size < n

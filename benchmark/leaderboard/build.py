@@ -22,7 +22,6 @@ from ..errors import OutputError
 from .loading import Loaded, Merged, merge_results
 from .markdown import render_markdown
 from .page import render_html
-from .plots import write_plots
 from .schema import build_leaderboard, check_leaderboard, columns_of
 
 __all__ = ["REAL_IMAGE_GENERATORS", "build_site", "render_csv", "shows_real_images"]
@@ -152,6 +151,8 @@ def build_site(
                 shutil.rmtree(site / folder, ignore_errors=True)
         document = build_leaderboard(merged)
         _copy_samples(document, merged, site, include_real)
+        from .plots import write_plots  # matplotlib: imported only when plots are drawn
+
         document["plots"] = write_plots(document, site)
         document = check_leaderboard(_finite_json(document), site / "leaderboard.json")
         _write(site / "leaderboard.json", json.dumps(document, indent=2, allow_nan=False) + "\n")

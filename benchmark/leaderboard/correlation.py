@@ -16,8 +16,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scipy import stats
-
 from .columns import CORRELATED_AXES, metric_columns
 from .ranking import is_ok, task_delta, utility_tasks
 
@@ -51,6 +49,8 @@ def correlate(metric: Sequence[float], utility: Sequence[float]) -> dict[str, An
     if len(set(utility)) == 1:
         empty["reason"] = f"the utility Δ is constant across the {n} entries"
         return empty
+    from scipy import stats  # imported on use: scipy.stats takes ~1 s to import
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rho, rho_p = stats.spearmanr(metric, utility)

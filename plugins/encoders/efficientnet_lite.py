@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import timm
 import torch
 from medsynbench.errors import WeightsError
 from medsynbench.kinds import Encoder, RunContext
@@ -120,6 +119,8 @@ def build_efficientnet_lite0(weights: Path | None) -> nn.Module:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"efficientnet-lite0: cannot read weights file {path}: {exc}") from exc
+    import timm  # imported on use: timm (with torchvision) takes seconds to import
+
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     try:
         model.load_state_dict(convert_lukemelas_state_dict(state, model), strict=True)

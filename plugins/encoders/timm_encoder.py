@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import timm
 import torch
 from medsynbench.errors import ParameterError, WeightsError
 from medsynbench.kinds import Encoder, RunContext
@@ -72,6 +71,8 @@ def _candidates(cfg: Any) -> list[tuple[str, Path | None]]:
 
 def find_cached_weights(model_name: str) -> Path:
     """Path of the cached pretrained weights of ``model_name``; WeightsError when absent."""
+    import timm  # imported on use: timm (with torchvision) takes seconds to import
+
     cfg = timm.models.get_pretrained_cfg(model_name, allow_unregistered=False)
     if cfg is None:
         raise WeightsError(
@@ -128,6 +129,8 @@ class TimmEncoder(Encoder):
     def check(self) -> None:
         """Unknown model names and missing weights fail before any work."""
         model = self.params["model"]
+        import timm
+
         if not timm.is_model(model.split(".")[0]):
             raise ParameterError(
                 f"encoder timm: unknown timm model {model!r}"
@@ -160,6 +163,8 @@ class TimmEncoder(Encoder):
         cached = getattr(self, "_model", None)
         if cached is not None:
             return cached
+        import timm
+
         name = self.params["model"]
         path = self.weights_path()
         if path is None:

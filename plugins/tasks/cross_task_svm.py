@@ -31,9 +31,6 @@ from medsynbench.data import DataSplits, ImageSet
 from medsynbench.errors import ParameterError, TaskError
 from medsynbench.kinds import RunContext
 from medsynbench.params import Param
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
 from .base import ClassifierTask
 from .training import classification_scores, embed, to_device_tensor
@@ -129,6 +126,11 @@ class CrossTaskSVM(ClassifierTask):
                 f"task {self.name!r}: D's split {self.params['d_train_split']!r} holds a single "
                 f"class; an SVM needs at least two"
             )
+        # imported on use: scikit-learn takes ~1 s to import (the CLI starts without it)
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
         svm = make_pipeline(
             StandardScaler(),
             SVC(kernel=self.params["svm_kernel"], C=float(self.params["svm_c"])),

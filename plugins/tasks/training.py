@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from medsynbench.devices import torch_device
 from medsynbench.errors import TaskError
-from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torch import nn
 
 from .classifiers import Classifier, preprocess
@@ -286,6 +285,9 @@ def classification_scores(
     of "class c vs the rest" ranked by column c (what scikit-learn's ``multi_class="ovr"``
     computes for probabilities). Fewer than two classes present is a TaskError.
     """
+    # imported on use: sklearn.metrics takes ~1 s to import (the CLI starts without it)
+    from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+
     y_true = np.asarray(y_true)
     pred = scores.argmax(axis=1)
     present = np.unique(y_true)
