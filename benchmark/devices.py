@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ParameterError
+from .errors import MedSynBenchError, ParameterError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["torch_device"]
+__all__ = ["resolve_device", "torch_device"]
 
 
 def torch_device(device: Any = "auto") -> torch.device:
@@ -31,3 +31,19 @@ def torch_device(device: Any = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
     return resolved
+
+
+def resolve_device(requested: str) -> str:
+    """The runner's ``--device``: map auto|cpu|cuda to the device to use; refuse cuda without
+    a GPU."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise MedSynBenchError(
+            "--device cuda was requested but torch sees no CUDA GPU; use --device cpu"
+        )
+    if requested not in ("cpu", "cuda"):
+        raise MedSynBenchError(f"unknown device {requested!r}; use auto, cpu or cuda")
+    return requested

@@ -20,6 +20,7 @@ import numpy as np
 
 from .cache import StageCache, content_key, derive_seed
 from .data import DataSplits, ImageSet
+from .devices import resolve_device
 from .errors import MedSynBenchError, OutputError
 from .kinds import Dataset, Encoder, Generator, RunContext, Task
 from .mosaic import save_mosaic
@@ -30,21 +31,6 @@ from .suite import EntrySpec, Suite
 __all__ = ["STAGES", "EntryState", "Runner", "resolve_device"]
 
 STAGES = ("prepare", "fit", "sample", "encode", "metrics", "tasks")
-
-
-def resolve_device(requested: str) -> str:
-    """Map auto|cpu|cuda to the device to use; refuse cuda without a GPU."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise MedSynBenchError(
-            "--device cuda was requested but torch sees no CUDA GPU; use --device cpu"
-        )
-    if requested not in ("cpu", "cuda"):
-        raise MedSynBenchError(f"unknown device {requested!r}; use auto, cpu or cuda")
-    return requested
 
 
 @dataclass
