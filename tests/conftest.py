@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from medsynbench import DataSplits, RunContext
 from medsynbench.testing import make_toy_splits
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from medsynbench.registry import PluginRegistry
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from medsynbench.cache import StageCache, content_key, derive_seed
 
 

@@ -16,9 +16,11 @@ def test_lifecycle_hooks_fire(registry, toy_suite):
         __name__="observer",
         run_started=hookimpl(lambda suite, manifest: events.append(("start", suite.name))),
         stage_finished=hookimpl(
-            lambda stage, entry, key, seconds, cached: events.append(("stage", stage, entry, cached))
+            lambda stage, entry, key, seconds, cached: events.append(
+                ("stage", stage, entry, cached))
         ),
-        run_finished=hookimpl(lambda results, out_dir: events.append(("end", len(results["entries"])))),
+        run_finished=hookimpl(
+            lambda results, out_dir: events.append(("end", len(results["entries"])))),
     )
     registry.add_module(observer, "observer-dist")
     suite = load_suite(toy_suite, registry)
@@ -36,7 +38,8 @@ def test_register_commands_adds_cli_subcommand(registry, capsys):
         hello = subparsers.add_parser("hello")
         hello.set_defaults(func=lambda args: print("hi") or 0)
 
-    registry.add_module(SimpleNamespace(__name__="cmds", register_commands=hookimpl(register_commands)), "d")
+    module = SimpleNamespace(__name__="cmds", register_commands=hookimpl(register_commands))
+    registry.add_module(module, "d")
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     registry.hook.register_commands(subparsers=sub)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from medsynbench import Generator, hookspecs
 from medsynbench.errors import DuplicatePluginError, PluginError, UnknownPluginError
 from medsynbench.registry import PluginRegistry
@@ -44,7 +43,8 @@ def test_list_kind(cli_env):
 
 
 def test_load_plugins_env_restricts_loading(cli_env):
-    only_hello = cli(["plugins", "--json"], {**cli_env, "MEDSYNBENCH_LOAD_PLUGINS": "medsynbench-hello"})
+    only_hello = cli(["plugins", "--json"],
+                     {**cli_env, "MEDSYNBENCH_LOAD_PLUGINS": "medsynbench-hello"})
     assert [p["name"] for p in json.loads(only_hello.stdout)] == ["hello-mean"]
     none = cli(["plugins", "--json"], {**cli_env, "MEDSYNBENCH_LOAD_PLUGINS": ""})
     assert json.loads(none.stdout) == []
@@ -74,7 +74,8 @@ def test_wrong_base_class_is_refused():
 
 
 def test_external_generator_plugin_runs_a_suite(cli_env, tmp_path):
-    """The user story: pip-install a distribution that registers a generator, run a suite with it."""
+    """The user story: pip-install a distribution that registers a generator, run a suite with
+    it."""
     suite = tmp_path / "hello.toml"
     text = toy_suite_text(tmp_path).replace('plugin = "counting"\nname = "alpha"',
                                             'plugin = "hello-mean"\nname = "alpha"')

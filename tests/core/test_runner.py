@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from medsynbench.errors import MedSynBenchError, OutputError
 from medsynbench.runner import Runner
 from medsynbench.suite import load_suite
@@ -31,21 +30,23 @@ def cli(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedP
 
 
 def test_run_writes_results_csv_and_leaderboard(registry, toy_suite, tmp_path):
-    results, suite = run(registry, toy_suite)
+    _results, suite = run(registry, toy_suite)
     out = tmp_path / "out"
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["schema_version"] == 1
     assert on_disk["suite"] == {**on_disk["suite"], "name": "toy", "hash": suite.hash}
     alpha = on_disk["entries"][0]
     assert alpha["name"] == "alpha" and alpha["status"] == "ok"
-    assert set(alpha["metrics"]["toy-gap.gap"]) == {"value", "axis", "higher_is_better", "encoder", "flags"}
+    assert set(alpha["metrics"]["toy-gap.gap"]) == {
+        "value", "axis", "higher_is_better", "encoder", "flags"}
     utility = alpha["utility"]["toy-centroid"]
     assert len(utility["treated"]["accuracy"]) == 6 and len(utility["baseline"]["accuracy"]) == 6
     assert {"delta_pp", "ci95_pp", "p_value", "p_value_holm", "significant"} <= set(utility)
     assert (out / alpha["samples"]).is_file()
     manifest = on_disk["manifest"]
     assert manifest["suite_hash"] == suite.hash and manifest["torch"] and manifest["python"]
-    assert set(manifest["stage_seconds"]) == {"prepare", "fit", "sample", "encode", "metrics", "tasks"}
+    assert set(manifest["stage_seconds"]) == {
+        "prepare", "fit", "sample", "encode", "metrics", "tasks"}
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("entry,generator,baseline,status") and len(csv_lines) == 3
     assert "alpha" in (out / "leaderboard.md").read_text()
@@ -144,9 +145,8 @@ def test_sigkill_then_rerun_resumes_without_repeating_work(cli_env, tmp_path):
 def test_entry_names_with_brackets_print_as_text(registry, tmp_path):
     import io
 
-    from rich.console import Console
-
     from medsynbench.progress import ProgressUI
+    from rich.console import Console
 
     path = tmp_path / "s.toml"
     path.write_text(toy_suite_text(tmp_path).replace("spread = 5.0", "spread = [1.0, 2.0]"))

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from medsynbench.errors import DataError, ParameterError, SuiteError, UnknownPluginError
 from medsynbench.suite import load_suite
 
@@ -45,13 +44,15 @@ def test_unknown_plugin_parameter_has_dotted_path(registry, tmp_path):
 
 def test_unknown_sample_key_in_generator(registry, tmp_path):
     text = toy_suite_text(tmp_path).replace("spread = 5.0", "spraed = 5.0")
-    with pytest.raises(ParameterError, match=r"generators\[1\]\.sample\.spraed.*did you mean \"spread\""):
+    with pytest.raises(ParameterError,
+                       match=r"generators\[1\]\.sample\.spraed.*did you mean \"spread\""):
         load_suite(write(tmp_path, text), registry)
 
 
 def test_wrong_value_type(registry, tmp_path):
     text = toy_suite_text(tmp_path).replace("n_per_class = 20", 'n_per_class = "twenty"')
-    with pytest.raises(ParameterError, match=r"dataset\.n_per_class: .* expects int, got str 'twenty'"):
+    with pytest.raises(ParameterError,
+                       match=r"dataset\.n_per_class: .* expects int, got str 'twenty'"):
         load_suite(write(tmp_path, text), registry)
 
 
@@ -89,7 +90,7 @@ def test_zero_generators(registry, tmp_path):
 
 def test_empty_seeds(registry, tmp_path):
     text = toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5]", "seeds = []")
-    with pytest.raises(SuiteError, match="suite.seeds: empty"):
+    with pytest.raises(SuiteError, match=r"suite\.seeds: empty"):
         load_suite(write(tmp_path, text), registry)
 
 
@@ -104,7 +105,8 @@ def test_include_env_and_home_expansion(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     base = toy_suite_text(tmp_path).replace("n_per_class = 20", "n_per_class = 20\nroot = \"~\"")
     write(tmp_path, base, "base.toml")
-    child = write(tmp_path, 'include = "base.toml"\n[suite]\nname = "child-${TOY_N}"\n', "child.toml")
+    child_text = 'include = "base.toml"\n[suite]\nname = "child-${TOY_N}"\n'
+    child = write(tmp_path, child_text, "child.toml")
     suite = load_suite(child, registry)
     assert suite.name == "child-7"  # overrides the base, keeps the base's seeds
     assert suite.seeds == [0, 1, 2, 3, 4, 5]
@@ -112,8 +114,10 @@ def test_include_env_and_home_expansion(registry, tmp_path, monkeypatch):
 
 
 def test_unset_environment_variable(registry, tmp_path):
-    text = toy_suite_text(tmp_path).replace('name = "toy"\n', 'name = "${NOT_SET_ANYWHERE_42}"\n', 1)
-    with pytest.raises(SuiteError, match=r"suite\.name: environment variable \$\{NOT_SET_ANYWHERE_42\} is not set"):
+    text = toy_suite_text(tmp_path).replace('name = "toy"\n',
+                                            'name = "${NOT_SET_ANYWHERE_42}"\n', 1)
+    with pytest.raises(SuiteError, match=r"suite\.name: environment variable "
+                                         r"\$\{NOT_SET_ANYWHERE_42\} is not set"):
         load_suite(write(tmp_path, text), registry)
 
 
@@ -137,7 +141,8 @@ def test_hash_ignores_local_paths_but_not_parameters(registry, tmp_path):
     a = load_suite(write(tmp_path, toy_suite_text(tmp_path), "a.toml"), registry)
     moved = toy_suite_text(tmp_path).replace(str(tmp_path / "out"), str(tmp_path / "elsewhere"))
     b = load_suite(write(tmp_path, moved, "b.toml"), registry)
-    changed = load_suite(write(tmp_path, toy_suite_text(tmp_path).replace("20", "21"), "c.toml"), registry)
+    changed_text = toy_suite_text(tmp_path).replace("20", "21")
+    changed = load_suite(write(tmp_path, changed_text, "c.toml"), registry)
     assert a.hash == b.hash
     assert a.hash != changed.hash
 
@@ -145,8 +150,8 @@ def test_hash_ignores_local_paths_but_not_parameters(registry, tmp_path):
 def test_validate_command_reports_and_writes_nothing(cli_env, tmp_path):
     good = write(tmp_path, toy_suite_text(tmp_path), "good.toml")
     bad = write(tmp_path, toy_suite_text(tmp_path).replace("[[tasks]]", "[[taks]]"), "bad.toml")
-    proc = subprocess.run([sys.executable, "-m", "medsynbench.cli", "validate", str(good), str(bad)],
-                          capture_output=True, text=True, env=cli_env)
+    command = [sys.executable, "-m", "medsynbench.cli", "validate", str(good), str(bad)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 2
     assert "✓" in proc.stdout and "good.toml" in proc.stdout
     assert "bad.toml: taks: unknown key" in proc.stderr and 'did you mean "tasks"' in proc.stderr
@@ -154,7 +159,8 @@ def test_validate_command_reports_and_writes_nothing(cli_env, tmp_path):
 
 
 def test_bad_suite_run_prints_one_line_and_writes_nothing(cli_env, tmp_path):
-    bad = write(tmp_path, toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5]", "seeds = []"))
+    bad = write(tmp_path,
+                toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5]", "seeds = []"))
     proc = subprocess.run([sys.executable, "-m", "medsynbench.cli", "run", str(bad)],
                           capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 2

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from medsynbench.suite import load_suite
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
