@@ -16,6 +16,10 @@ relative 1e-9 (far below the precision of float32 encoder features) are treated 
 independent of block size, device and BLAS summation order — without it, whether a copy of a
 real image lies "inside" another real's k-NN ball (an exact tie) would depend on rounding.
 
+On the CPU (:data:`SCREEN_DEVICES`) Euclidean work is first screened in float32 with a proven
+error bound and only undecidable pairs are recomputed this way (:mod:`.screen`): same results,
+about twice the speed.
+
 Hamming distances are normalised (fraction of differing positions) on integer code maps. The
 count of differing positions is ``torch.cdist(p=0)`` on the codes held as float32 (integers
 below 2^24 are exact, so the counts are exact): one fused kernel per block, no N×M×L
