@@ -30,7 +30,7 @@ test: setup browser
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check benchmark plugins
+	$(BIN)/ruff check benchmark plugins tests bench
 	$(BIN)/mypy
 
 bench: setup
