@@ -65,14 +65,24 @@ def set_scale(sq_norms: Sequence[torch.Tensor]) -> float:
 
 @contextmanager
 def _full_float32() -> Iterator[None]:
-    """Refuse reduced-precision float32 matmul (bf16/tf32) while screening: the error bound
-    assumes IEEE float32 products."""
-    previous = torch.get_float32_matmul_precision()
+    """IEEE float32 matmul (no bf16/tf32 shortcuts) while screening: the error bound assumes
+    it. Uses torch's per-backend setting where it exists (torch ≥ 2.9), else the global one,
+    and restores the user's choice afterwards."""
+    backend = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    if backend is not None and hasattr(backend, "fp32_precision"):
+        previous = backend.fp32_precision
+        backend.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            backend.fp32_precision = previous
+        return
+    legacy = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(previous)
+        torch.set_float32_matmul_precision(legacy)
 
 
 class Screened:

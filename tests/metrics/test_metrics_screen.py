@@ -116,6 +116,8 @@ def test_extreme_feature_scales(factor: float) -> None:
 
 
 def test_reduced_float32_matmul_precision_is_overridden_and_restored() -> None:
+    """A user's bf16/tf32 float32-matmul setting (legacy or per-backend API) does not reach the
+    screening, and is still in place afterwards."""
     rng = np.random.default_rng(17)
     real, fake = rng.normal(size=(200, 48)), rng.normal(size=(150, 48))
     expected = all_metrics(real, fake)
@@ -124,6 +126,11 @@ def test_reduced_float32_matmul_precision_is_overridden_and_restored() -> None:
     try:
         assert all_metrics(real, fake) == expected
         assert torch.get_float32_matmul_precision() == "medium"
+        backend = getattr(torch.backends.mkldnn, "matmul", None)
+        if backend is not None and hasattr(backend, "fp32_precision"):  # torch ≥ 2.9
+            backend.fp32_precision = "bf16"
+            assert all_metrics(real, fake) == expected
+            assert backend.fp32_precision == "bf16"
     finally:
         torch.set_float32_matmul_precision(previous)
 
