@@ -98,7 +98,10 @@ class Screened:
         width = -(-(d + 2) // 16) * 16
         self.left = torch.empty((n, width), dtype=torch.float32, device=data.device)
         self.right = torch.empty_like(self.left)
-        torch.mul(data, 1.0 / scale, out=self.left[:, :d])
+        if 2.0**-20 <= scale <= 2.0**20:  # no float32 overflow/underflow before scaling
+            self.left[:, :d].copy_(data).mul_(1.0 / scale)  # power of two: exact; fast
+        else:
+            self.left[:, :d].copy_(data * (1.0 / scale))
         torch.mul(self.left[:, :d], -2.0, out=self.right[:, :d])
         self.left[:, d:], self.right[:, d:] = 0.0, 0.0
         self.left[:, d], self.left[:, d + 1] = 1.0, self.sq32
