@@ -1,29 +1,39 @@
 """Conditional StyleGAN2 (pure PyTorch): the GAN of both reference studies.
 
 Training follows StyleGAN2 (config F without path-length regularisation): non-saturating
-logistic loss, lazy R1 regularisation on real images every ``r1_interval`` steps (with the
-matching Adam correction), style mixing, an EMA copy of the generator used for sampling
-(half-life ``ema_kimg`` thousand images, ramped up early), AMP and channels-last on CUDA.
-The class label enters the mapping network as an embedding the width of z, and the
-discriminator as a projection. Sampling supports truncation ψ toward the *per-class* mean w
-(``truncation`` is sweepable: the privacy study uses ψ ∈ {0, .2, .4, .6, .8, 1}); noise inputs
-are fixed per layer by default (``noise_mode = "const"``) so ψ = 0 gives one image per class.
+logistic loss, lazy R1 regularisation on real images every ``r1_interval`` steps (weighted by
+the interval and folded into that step's discriminator update, so no extra optimiser step and
+no Adam correction), style mixing, an EMA copy of the generator used for sampling (half-life
+``ema_kimg`` thousand images, ramped up early), AMP (bfloat16 where supported) and
+channels-last on CUDA. DiffAugment (``augment``: colour, translation, cutout; on in ``paper``)
+transforms every image the discriminator sees, real or fake, which keeps it from memorising a
+small training set (a few thousand images or fewer). The class label enters the mapping
+network as an embedding the width of z, and the discriminator as a projection. Sampling
+supports truncation ψ toward the *per-class* mean w (``truncation`` is sweepable: the privacy
+study uses ψ ∈ {0, .2, .4, .6, .8, 1}). Noise inputs are drawn per image from the sampling seed
+by default (``noise_mode = "random"``, as stylegan2-ada computes its metrics): with one fixed
+noise map per layer (``"const"``) every image of a class shares the fine structure the
+generator places through the noise (nuclei, early in training), which looks like mode collapse
+and inflates FID; ``"const"`` with ψ = 0 gives exactly one image per class.
 
 Presets: ``tiny`` fits a 16–32 px toy set on a CPU in seconds (tests); ``paper`` is StyleGAN2 at
 the studies' scale (512-d z and w, 8 mapping layers, up to 512 feature maps; GPU). Any preset
-value can be overridden (``kimg``, ``batch_size``, ``channel_max``...).
+value can be overridden (``kimg``, ``batch_size``, ``channel_max``...). For small data sets
+stylegan2-ada's "auto" settings are a good start: ``r1_gamma`` = 0.0002 · side² / batch,
+``mapping_layers`` = 2.
 
-Throughput: this eager implementation issues ~10⁴ small ops per training step, so at 64 px a
-step costs 0.2–0.3 s on an H100 almost independently of the network width (measured: batch 64
-with 256 feature maps, 0.30 s/step; batch 32 with ≤ 256, 0.20 s/step). Under a short time
-budget, a larger ``batch_size`` buys images per second nearly for free.
+Throughput: at 32–64 px a step is a couple of thousand small ops, so on a GPU it is bound by
+the per-op launch cost, not by arithmetic; a larger ``batch_size`` buys images per second
+nearly for free. The step avoids host synchronisation (losses are read back every
+``_LOG_EVERY`` steps; the NaN guard fires at most that late), uses fused Adam and a foreach
+EMA, and judges fakes and reals in one discriminator call (``bench/stylegan2_step.py``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,7 +46,6 @@ from medsynbench.errors import GeneratorError
 from . import stylegan2_networks as nets
 from .training import (
     Trainer,
-    autocast,
     batch_indices,
     check_counts,
     from_unit,
@@ -58,16 +67,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "kimg": 0.4, "batch_size": 8, "z_dim": 32, "mapping_layers": 2, "channel_base": 512,
         "channel_max": 32, "lr": 0.0025, "r1_gamma": 0.1, "r1_interval": 4, "ema_kimg": 0.05,
-        "style_mixing": 0.0,
+        "style_mixing": 0.0, "augment": "",
     },
     "paper": {
         "kimg": 5000.0, "batch_size": 32, "z_dim": 512, "mapping_layers": 8,
         "channel_base": 32768, "channel_max": 512, "lr": 0.0025, "r1_gamma": 1.0,
         "r1_interval": 16, "ema_kimg": 10.0, "style_mixing": 0.9,
+        "augment": "color,translation,cutout",
     },
 }
 _CHECKPOINT = "stylegan2.pt"
 _SAMPLE_BATCH = 64
+_LOG_EVERY = 10  # steps between reading the losses back from the device
 
 
 
@@ -80,22 +91,153 @@ def _probability(value: float) -> str | None:
     return None if 0 <= value <= 1 else f"must be in [0, 1], got {value}"
 
 
-_CHECKS = {"r1_gamma": _nonnegative, "style_mixing": _probability}
+def _policy(value: str) -> tuple[str, ...]:
+    """``"color,translation"`` → ("color", "translation"); "" or "none" → ()."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    return () if names == ["none"] else tuple(names)
+
+
+def _augment_check(value: str | None) -> str | None:
+    if value is None:
+        return None
+    unknown = [name for name in _policy(value) if name not in nets.AUGMENTATIONS]
+    if unknown:
+        return (f"unknown DiffAugment transform(s) {unknown}; use a comma-separated subset of "
+                f"{', '.join(nets.AUGMENTATIONS)}, or '' for none")
+    return None
+
+
+def _whole(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be a whole number of steps >= 1, got {value!r}"
+    return None
+
+
+_CHECKS = {"r1_gamma": _nonnegative, "style_mixing": _probability, "augment": _augment_check,
+           "r1_interval": _whole}
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where supported (no overflow, so no GAN-specific fp16 clamping or loss
+    scaling is needed), float16 on older GPUs, float32 elsewhere."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _amp(device: torch.device) -> AbstractContextManager[Any]:
-    """bfloat16 autocast where supported (no overflow, so no GAN-specific fp16 clamping
-    tricks are needed); otherwise the shared float16 autocast (a no-op on CPU)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return autocast(device)
+    dtype = _amp_dtype(device)
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+class _TrainingStep:
+    """One StyleGAN2 training step (the Trainer's step function), written to keep the device
+    busy: no host synchronisation except on logging steps, one generator call for both
+    updates, one discriminator call for fakes and reals together, R1 folded into every
+    ``r1_interval``-th discriminator step."""
+
+    def __init__(
+        self, config: Mapping[str, Any], mirror: bool, g: nets.Generator,
+        d: nets.Discriminator, g_ema: nets.Generator, train: ImageSet, trainer: Trainer,
+        device: torch.device,
+    ) -> None:
+        self.cfg, self.mirror, self.g, self.d, self.trainer = config, mirror, g, d, trainer
+        self.device, self.seed = device, trainer.ctx.seed
+        self.images = torch.as_tensor(np.asarray(train.images)).to(device)
+        self.labels_cpu = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
+        self.labels = self.labels_cpu.to(device)
+        self.policy = _policy(config["augment"])
+        self.ema_params, self.g_params = list(g_ema.parameters()), list(g.parameters())
+        self.last_r1 = torch.zeros([], device=device)
+        self.epoch, self.epoch_batches = -1, torch.empty(0)
+        self.total_steps, self.logged_once = trainer.total_steps, False
+
+    def _indices(self, i: int) -> torch.Tensor:
+        # Exactly batch_indices(i, ...) (so a resumed run sees the same data), computed for a
+        # whole epoch at once and moved to the device once per epoch instead of every step.
+        n, batch = len(self.images), self.cfg["batch_size"]
+        per_epoch = n // min(batch, n)
+        epoch = i // per_epoch
+        if epoch != self.epoch:
+            first = epoch * per_epoch
+            self.epoch_batches = torch.stack([
+                batch_indices(first + k, n, batch, self.seed, key=0x5647)
+                for k in range(per_epoch)
+            ]).to(self.device, non_blocking=True)
+            self.epoch = epoch
+        return self.epoch_batches[i % per_epoch]
+
+    def _reals(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self._indices(i)
+        x = to_unit(self.images[index], self.device)
+        if self.mirror:  # drawn from the resumable data RNG; copied without a host sync
+            flips = torch.rand(2, len(index), 1, 1, 1, generator=self.trainer.data_rng)
+            flips = flips.to(self.device, non_blocking=True) < 0.5
+            x = torch.where(flips[0], x.flip(3), x)
+            x = torch.where(flips[1], x.flip(2), x)
+        return x, self.labels[index]
+
+    def _fake_labels(self, n: int) -> torch.Tensor:
+        # Labels drawn as often as they occur in the training split.
+        pick = torch.randint(len(self.labels_cpu), (n,), generator=self.trainer.data_rng)
+        return self.labels_cpu[pick].to(self.device, non_blocking=True)
+
+    def __call__(self, i: int) -> dict[str, torch.Tensor | float]:
+        cfg, g, d, device, policy = self.cfg, self.g, self.d, self.device, self.policy
+        interval, gamma, mixing = cfg["r1_interval"], cfg["r1_gamma"], cfg["style_mixing"]
+        real, c_real = self._reals(i)
+        n = real.shape[0]
+        # One batch of fakes serves both updates: detached for the discriminator's, then
+        # through the updated discriminator for the generator's (G has not changed between).
+        c_fake = self._fake_labels(n)
+        with _amp(device):
+            fake = g(torch.randn(n, g.z_dim, device=device), c_fake, mixing=mixing)
+        # Discriminator: logistic loss on fakes and reals in one call; R1 on the reals
+        # (computed on the un-augmented images, in float32) every `interval` steps, weighted
+        # by `interval` as in StyleGAN2's lazy regularisation.
+        regularise = gamma > 0 and i % interval == 0
+        if regularise:
+            real = real.detach().requires_grad_(True)
+        with nullcontext() if regularise else _amp(device):
+            both = nets.diff_augment(torch.cat([fake.detach().to(real.dtype), real]), policy)
+            logits = d(both, torch.cat([c_fake, c_real]), parts=2).float()
+        loss_d = F.softplus(logits[:n]).mean() + F.softplus(-logits[n:]).mean()
+        total = loss_d
+        if regularise:
+            (grad,) = torch.autograd.grad(logits[n:].sum(), real, create_graph=True)
+            self.last_r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            total = loss_d + self.last_r1 * (gamma / 2 * interval)
+        self.trainer.backward(total, self.trainer.optimizers["d"])
+        # Generator: non-saturating loss through the (frozen) discriminator.
+        d.requires_grad_(False)
+        with _amp(device):
+            loss_g = F.softplus(-d(nets.diff_augment(fake, policy), c_fake).float()).mean()
+        self.trainer.backward(loss_g, self.trainer.optimizers["g"])
+        d.requires_grad_(True)
+        # EMA of the generator, half-life ema_kimg (ramped up over the first images).
+        # (Buffers need no averaging: noise_const is fixed, w_mean is set after training.)
+        ema_nimg = min(cfg["ema_kimg"] * 1000, (i + 1) * n * 0.05)
+        beta = 0.5 ** (n / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema_params, self.g_params, 1 - beta)
+        # Reading a loss back waits for the device; do it only every _LOG_EVERY steps (the
+        # Trainer's NaN guard then fires at most that many steps late). Other steps repeat
+        # the last values read.
+        if i % _LOG_EVERY == 0 or i == self.total_steps - 1 or not self.logged_once:
+            self.logged_once = True
+            return {"loss_g": loss_g, "loss_d": loss_d, "r1": self.last_r1}
+        return dict(self.trainer.last_losses)
 
 
 class StyleGAN2(Generator):
     """Class-conditional StyleGAN2 with R1, EMA generator and per-class truncation ψ."""
 
     name: ClassVar[str] = "stylegan2"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"
     description: ClassVar[str] = "conditional StyleGAN2 (pure PyTorch), truncation ψ sweepable"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(PRESETS, _CHECKS),
@@ -105,8 +247,9 @@ class StyleGAN2(Generator):
     sample_parameters: ClassVar[Mapping[str, Param]] = {
         "truncation": Param(1.0, float, "truncation ψ toward the class's mean w (1 = none, "
                             "0 = the class mean only)", check=_nonnegative, sweepable=True),
-        "noise_mode": Param("const", str, "noise inputs: 'const' (fixed per layer), 'random' "
-                            "(seeded) or 'none'", choices=("const", "random", "none")),
+        "noise_mode": Param("random", str, "noise inputs: 'random' (per image, from the "
+                            "seed), 'const' (one fixed map per layer) or 'none'",
+                            choices=("random", "const", "none")),
     }
 
     def __init__(self, **params: Any) -> None:
@@ -190,76 +333,22 @@ class StyleGAN2(Generator):
         train: ImageSet, ctx: RunContext, device: torch.device,
     ) -> dict[str, Any]:
         cfg = self.config
-        batch, interval, gamma = cfg["batch_size"], cfg["r1_interval"], cfg["r1_gamma"]
-        ratio = interval / (interval + 1)  # lazy regularisation: Adam lr/betas corrected
-        opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr"], betas=(0.0, 0.99), eps=1e-8)
-        opt_d = torch.optim.Adam(d.parameters(), lr=cfg["lr"] * ratio,
-                                 betas=(0.0, 0.99**ratio), eps=1e-8)
+        adam = {"lr": cfg["lr"], "betas": (0.0, 0.99), "eps": 1e-8}
+        fused = {"fused": True} if device.type in ("cuda", "cpu") else {}  # one op per step
+        opt_g = torch.optim.Adam(g.parameters(), **adam, **fused)
+        opt_d = torch.optim.Adam(d.parameters(), **adam, **fused)
         trainer_config = {**self._hyper(), "image_shape": list(train.image_shape),
                           "n_classes": g.n_classes, "mirror": self.params["mirror"]}
         trainer = Trainer(self.name, trainer_config, ctx, {"g": g, "d": d, "g_ema": g_ema},
                           {"g": opt_g, "d": opt_d}, self._total_steps(),
                           description="stylegan2", checkpoint_every=1000,
                           max_seconds=cfg["max_train_seconds"])
-        images = torch.as_tensor(np.asarray(train.images)).to(device)
-        labels = torch.as_tensor(train.labels).to(device)
-        seed = ctx.seed
-        ema_params, g_params = list(g_ema.parameters()), list(g.parameters())
-        ema_nimg = cfg["ema_kimg"] * 1000
-
-        def reals(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-            # Batch i is a function of (seed, i) alone, so a resumed run sees the same data.
-            index = batch_indices(i, len(train), batch, seed, key=0x5647).to(device)
-            x = to_unit(images[index], device)
-            if self.params["mirror"]:
-                flips = torch.rand(2, len(index), 1, 1, 1, generator=trainer.data_rng).to(device)
-                x = torch.where(flips[0] < 0.5, x.flip(3), x)
-                x = torch.where(flips[1] < 0.5, x.flip(2), x)
-            return x, labels[index]
-
-        def fake_labels(n: int) -> torch.Tensor:
-            pick = torch.randint(len(train), (n,), generator=trainer.data_rng)
-            return labels[pick.to(device)]
-
-        last_r1 = torch.zeros([], device=device)
-
-        def step(i: int) -> dict[str, torch.Tensor | float]:
-            nonlocal last_r1
-            real, c_real = reals(i)
-            n = real.shape[0]
-            # Discriminator: logistic loss on fakes and reals, plus lazy R1 on reals.
-            z, c_fake = torch.randn(n, g.z_dim, device=device), fake_labels(n)
-            with torch.no_grad(), _amp(device):
-                fake = g(z, c_fake, mixing=cfg["style_mixing"])
-            with _amp(device):
-                loss_fake = F.softplus(d(fake, c_fake).float()).mean()
-            if gamma > 0 and i % interval == 0:
-                real = real.detach().requires_grad_(True)
-                real_logits = d(real, c_real).float()  # float32: R1 needs exact gradients
-                (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-                last_r1 = grad.square().sum(dim=(1, 2, 3)).mean()
-                penalty = last_r1 * (gamma / 2) * interval
-            else:
-                with _amp(device):
-                    real_logits = d(real, c_real).float()
-                penalty = torch.zeros([], device=device)
-            loss_d = loss_fake + F.softplus(-real_logits).mean()
-            trainer.backward(loss_d + penalty, opt_d)
-            # Generator: non-saturating loss.
-            d.requires_grad_(False)
-            z, c_fake = torch.randn(n, g.z_dim, device=device), fake_labels(n)
-            with _amp(device):
-                loss_g = F.softplus(-d(g(z, c_fake, mixing=cfg["style_mixing"]), c_fake)
-                                    .float()).mean()
-            trainer.backward(loss_g, opt_g)
-            d.requires_grad_(True)
-            # EMA of the generator, half-life ema_kimg (ramped up over the first images).
-            beta = 0.5 ** (n / max(min(ema_nimg, (i + 1) * n * 0.05), 1e-8))
-            # (Buffers need no averaging: noise_const is fixed, w_mean is set after training.)
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, g_params, 1 - beta)
-            return {"loss_g": loss_g, "loss_d": loss_d, "r1": last_r1}
-
+        if _amp_dtype(device) != torch.float16:
+            # bfloat16 or float32: nothing to scale, and an enabled GradScaler reads found-inf
+            # back to the host at every optimiser step.
+            trainer.scaler = torch.amp.GradScaler("cuda", enabled=False)
+        step = _TrainingStep(self.config, self.params["mirror"], g, d, g_ema, train, trainer,
+                             device)
         return trainer.run(step)
 
     # ------------------------------------------------------------------ load / sample
