@@ -40,8 +40,17 @@ def tie_heavy_sets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return real, fake
 
 
+@pytest.fixture(params=["gram", "strips"])
+def knn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with k-NN candidates from the whole Gram matrix and from strips."""
+    if request.param == "strips":
+        monkeypatch.setattr(screen, "_GRAM_BYTES", 0)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("case", ["gaussian", "ties"])
-def test_screened_results_equal_float64(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_screened_results_equal_float64(case: str, knn_path: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(11)
     if case == "gaussian":
         real, fake = rng.normal(size=(300, 64)), rng.normal(size=(250, 64)) + 0.1
@@ -50,7 +59,8 @@ def test_screened_results_equal_float64(case: str, monkeypatch: pytest.MonkeyPat
     assert all_metrics(real, fake) == float64_only(monkeypatch, lambda: all_metrics(real, fake))
 
 
-def test_screened_neighbours_equal_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_screened_neighbours_equal_float64(knn_path: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     real, fake = tie_heavy_sets(np.random.default_rng(12))
     screened = prepare({"real": real, "fake": fake}, "euclidean", "cpu")[0]
     assert screened.screened is not None
@@ -61,7 +71,8 @@ def test_screened_neighbours_equal_float64(monkeypatch: pytest.MonkeyPatch) -> N
     torch.testing.assert_close(ours, reference, rtol=1e-12, atol=0)
 
 
-def test_every_pair_undecided_still_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_pair_undecided_still_exact(knn_path: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A huge error bound sends every pair to the float64 recheck and every k-NN row to the
     float64 fallback: the results must not change."""
     real, fake = tie_heavy_sets(np.random.default_rng(13))
@@ -79,7 +90,7 @@ def test_every_pair_undecided_still_exact(monkeypatch: pytest.MonkeyPatch) -> No
     assert max(calls) == 120 * 150  # a whole fake × real block was rechecked
 
 
-def test_fallback_rows_and_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallback_rows_and_small_blocks(knn_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """No spare candidates (ties at the k-th neighbour force the float64 row fallback) and
     blocks of a few rows give the same results."""
     real, fake = tie_heavy_sets(np.random.default_rng(14))
