@@ -48,8 +48,8 @@ from medsynbench import ImageSet, RunContext  # noqa: E402
 
 # The implementation before the step was reworked (per-step syncs, per-parameter Adam...).
 BASELINE_REV = "eae3a3b"
-# sg2_lc25000.py's settings except `augment` (absent before; on here, so the working tree
-# does strictly more work per step than the baseline).
+# sg2_lc25000.py's settings (the baseline has no `augment`; the working tree runs without
+# DiffAugment too unless --augment is given).
 GPU_SCRIPT_PARAMS: dict[str, Any] = {
     "preset": "paper", "batch_size": 64, "mapping_layers": 2, "channel_base": 4096,
     "channel_max": 256, "r1_gamma": 0.0128, "ema_kimg": 10.0, "style_mixing": 0.0,
@@ -137,7 +137,8 @@ def measure(module: ModuleType, params: dict[str, Any], images: ImageSet, device
     try:
         with tempfile.TemporaryDirectory() as work:
             ctx = RunContext(device=device, seed=0, workdir=Path(work))
-            gen = module.StyleGAN2(**params)
+            accepted = {k: v for k, v in params.items() if k in module.StyleGAN2.parameters}
+            gen = module.StyleGAN2(**accepted)
             gen.fit(images, [f"c{i}" for i in range(5)], Path(work), ctx)
     except _Measured as done:
         return done.figures
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=GPU_SCRIPT_PARAMS["batch_size"])
     parser.add_argument("--repeats", type=int, default=2, help="timed steps of each kind (best)")
+    parser.add_argument("--augment", default="",
+                        help="DiffAugment policy for the working tree (e.g. color,cutout)")
     parser.add_argument("--channel-max", type=int, default=GPU_SCRIPT_PARAMS["channel_max"],
                         help="e.g. 8: so little arithmetic that the per-op overhead is the step")
     args = parser.parse_args()
@@ -164,7 +167,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = ImageSet(rng.integers(0, 256, (256, 3, args.size, args.size), dtype=np.uint8),
                       np.arange(256) % 5)
-    params = {**GPU_SCRIPT_PARAMS, "batch_size": args.batch, "channel_max": args.channel_max}
+    params = {**GPU_SCRIPT_PARAMS, "batch_size": args.batch, "channel_max": args.channel_max,
+              "augment": args.augment}
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.baseline is not None:
@@ -177,7 +181,7 @@ def main() -> None:
         for label, module in ((args.rev, old), ("working tree", new)):
             rows[label] = measure(module, params, images, args.device, args.repeats)
     print(f"StyleGAN2 training step, {args.size} px, batch {args.batch}, channel_max "
-          f"{args.channel_max}, device {args.device}, "
+          f"{args.channel_max}, augment {args.augment!r}, device {args.device}, "
           f"{args.threads} thread(s), torch {torch.__version__}")
     print(f"{'implementation':>14} {'s/step':>8} {'plain s':>8} {'R1 s':>8} "
           f"{'ops/step':>9} {'aten/step':>10}")

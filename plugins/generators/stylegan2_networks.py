@@ -401,14 +401,17 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     n, _, h, w = x.shape
 
     def axis(length: int) -> torch.Tensor:
-        # pixel centres in grid_sample's [-1, 1] coordinates, moved by a random whole shift
+        # pixel centres in grid_sample's [-1, 1] coordinates (float32: exact to 2^-24, where
+        # half precision would misplace pixels of large images), moved by a whole shift
         shift = int(length * ratio + 0.5)
-        steps = torch.rand((n, 1, 1), device=x.device, dtype=x.dtype) * (2 * shift + 1) - shift
-        centres = torch.arange(length, device=x.device, dtype=x.dtype) * (2 / length)
+        steps = torch.rand((n, 1, 1), device=x.device) * (2 * shift + 1) - shift
+        centres = torch.arange(length, device=x.device, dtype=torch.float32) * (2 / length)
         return centres + (steps.floor() * (2 / length) + (1 / length - 1))  # n×1×length
 
     grid = torch.stack(torch.broadcast_tensors(axis(w), axis(h).transpose(1, 2)), dim=-1)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    moved = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros",
+                          align_corners=False)
+    return moved.to(x.dtype)
 
 
 def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:

@@ -222,6 +222,20 @@ def test_diffaugment_is_differentiable_and_identity_when_off() -> None:
     moved = nets.diff_augment(x.detach(), ("translation",))
     values = set(x.detach().flatten().tolist()) | {0.0}
     assert set(moved.flatten().tolist()) <= values
+    # ... exactly, at any size (a shift of dy, dx pixels), and keeps half precision
+    side = 256
+    big = torch.arange(1.0, side * side + 1).reshape(1, 1, side, side).repeat(4, 1, 1, 1)
+    for image, out in zip(big, nets.diff_augment(big, ("translation",)), strict=True):
+        y, x = (int(v) for v in torch.nonzero(out[0])[0])
+        dy, dx = divmod(int(out[0, y, x]) - 1, side)
+        dy, dx = dy - y, dx - x
+        shifted = torch.zeros_like(image)
+        src = image[0, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)]
+        shifted[0, max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0)] = src
+        torch.testing.assert_close(out, shifted)
+        assert max(abs(dy), abs(dx)) <= side // 8
+    half = torch.randn(2, 3, 16, 16, dtype=torch.bfloat16)
+    assert nets.diff_augment(half, nets.AUGMENTATIONS).dtype == torch.bfloat16
     # cutout zeroes a square of half the side: 8×8 of 16×16 when it lies inside the image
     holes = (nets.diff_augment(torch.ones(64, 1, 16, 16), ("cutout",)) == 0).sum(dim=(1, 2, 3))
     assert holes.max() == 64 and holes.min() > 0
@@ -230,7 +244,8 @@ def test_diffaugment_is_differentiable_and_identity_when_off() -> None:
 @pytest.mark.gpu
 def test_gpu_fit_and_sample_amp_channels_last(toy: DataSplits, tmp_path: Path) -> None:
     ctx = RunContext(device="cuda", seed=0, workdir=tmp_path)
-    gen = StyleGAN2(preset="tiny", kimg=0.08)
+    gen = StyleGAN2(preset="tiny", kimg=0.08, augment="color,translation,cutout",
+                    style_mixing=0.5)
     gen.fit(toy.train, toy.class_names, tmp_path, ctx)
     out = gen.sample([2, 2], seed=0, ctx=ctx)
     assert out.images.shape == (4, 1, 16, 16)
