@@ -32,7 +32,7 @@ EMA, and judges fakes and reals in one discriminator call (``bench/stylegan2_ste
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
@@ -115,8 +115,10 @@ def _whole(value: Any) -> str | None:
     return None
 
 
-_CHECKS = {"r1_gamma": _nonnegative, "style_mixing": _probability, "augment": _augment_check,
-           "r1_interval": _whole}
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "r1_gamma": _nonnegative, "style_mixing": _probability, "augment": _augment_check,
+    "r1_interval": _whole,
+}
 
 
 def _amp_dtype(device: torch.device) -> torch.dtype:
@@ -151,7 +153,8 @@ class _TrainingStep:
         self.labels_cpu = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
         self.labels = self.labels_cpu.to(device)
         self.policy = _policy(config["augment"])
-        self.ema_params, self.g_params = list(g_ema.parameters()), list(g.parameters())
+        self.ema_params: list[torch.Tensor] = list(g_ema.parameters())
+        self.g_params: list[torch.Tensor] = list(g.parameters())
         self.last_r1 = torch.zeros([], device=device)
         self.epoch, self.epoch_batches = -1, torch.empty(0)
         self.total_steps, self.logged_once = trainer.total_steps, False
@@ -333,10 +336,9 @@ class StyleGAN2(Generator):
         train: ImageSet, ctx: RunContext, device: torch.device,
     ) -> dict[str, Any]:
         cfg = self.config
-        adam = {"lr": cfg["lr"], "betas": (0.0, 0.99), "eps": 1e-8}
-        fused = {"fused": True} if device.type in ("cuda", "cpu") else {}  # one op per step
-        opt_g = torch.optim.Adam(g.parameters(), **adam, **fused)
-        opt_d = torch.optim.Adam(d.parameters(), **adam, **fused)
+        fused = True if device.type in ("cuda", "cpu") else None  # one op per update
+        opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=cfg["lr"], betas=(0.0, 0.99),
+                                         eps=1e-8, fused=fused) for m in (g, d))
         trainer_config = {**self._hyper(), "image_shape": list(train.image_shape),
                           "n_classes": g.n_classes, "mirror": self.params["mirror"]}
         trainer = Trainer(self.name, trainer_config, ctx, {"g": g, "d": d, "g_ema": g_ema},

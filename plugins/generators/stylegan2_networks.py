@@ -408,7 +408,7 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
         centres = torch.arange(length, device=x.device, dtype=torch.float32) * (2 / length)
         return centres + (steps.floor() * (2 / length) + (1 / length - 1))  # n×1×length
 
-    grid = torch.stack(torch.broadcast_tensors(axis(w), axis(h).transpose(1, 2)), dim=-1)
+    grid = torch.stack([axis(w).expand(n, h, w), axis(h).transpose(1, 2).expand(n, h, w)], -1)
     moved = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros",
                           align_corners=False)
     return moved.to(x.dtype)
