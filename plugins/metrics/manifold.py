@@ -33,7 +33,14 @@ from ._inputs import (
     check_pair,
     resolve_device,
 )
-from .knn import Distance, Points, closer_blocks, neighbour_distances, screened_sets
+from .knn import (
+    Distance,
+    Points,
+    any_along,
+    closer_blocks,
+    neighbour_distances,
+    screened_sets,
+)
 
 __all__ = ["knn_privacy", "prdc", "prepare"]
 
@@ -68,20 +75,22 @@ def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str = "eucli
     check_k(k, len(fakes), "fake")
     real_radius = neighbour_distances(reals, k)[:, k - 1]
     fake_radius = neighbour_distances(fakes, k)[:, k - 1]
-    inside_count = torch.empty(len(fakes), dtype=torch.int64, device=reals.device)
+    in_some_ball = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
+    balls_total = 0
     recalled = torch.zeros(len(reals), dtype=torch.bool, device=reals.device)
     covered = torch.zeros(len(reals), dtype=torch.bool, device=reals.device)
     # inside[s, i]: fake s lies in real i's ball; in_fake_ball[s, i]: real i in fake s's ball.
     # Coverage "min_s d(r_i, s) < r_k(i)" is "some fake lies inside real i's ball".
     radii = [(real_radius, 1), (fake_radius, 0)]
     for start, stop, (inside, in_fake_ball) in closer_blocks(fakes, reals, radii):
-        inside_count[start:stop] = inside.sum(dim=1)
-        covered |= inside.any(dim=0)
-        recalled |= in_fake_ball.any(dim=0)
+        in_some_ball[start:stop] = any_along(inside, 1)
+        balls_total += int(torch.count_nonzero(inside))
+        covered |= any_along(inside, 0)
+        recalled |= any_along(in_fake_ball, 0)
     return {
-        "precision": float((inside_count > 0).double().mean()),
+        "precision": float(in_some_ball.double().mean()),
         "recall": float(recalled.double().mean()),
-        "density": float(inside_count.sum()) / (k * len(fakes)),
+        "density": balls_total / (k * len(fakes)),
         "coverage": float(covered.double().mean()),
     }
 
@@ -99,8 +108,8 @@ def knn_privacy(real: ArrayLike, fake: ArrayLike, k: int = 5, *, distance: str =
     in_real = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
     copy = torch.empty(len(fakes), dtype=torch.bool, device=reals.device)
     for start, stop, (inside, closer_than_r1) in closer_blocks(fakes, reals, [(r_k, 1), (r_1, 1)]):
-        in_real[start:stop] = inside.any(dim=1)
-        copy[start:stop] = closer_than_r1.any(dim=1)
+        in_real[start:stop] = any_along(inside, 1)
+        copy[start:stop] = any_along(closer_than_r1, 1)
     return {
         "fidelity": float(in_real.double().mean()),
         "privacy": 1.0 - float(copy.double().mean()),

@@ -23,10 +23,10 @@ twice that: ``margin = 2(d + 32)·u·(‖a‖² + ‖b‖²) + 2u·θ + 1e-30`` 
   decided from d̃² against θ = (r·(1 − 1e-9))², recomputing undecided pairs exactly.
 - k nearest neighbours (``neighbours``): the K = k + 4 smallest d̃² of each row (from the
   whole Gram matrix by one BLAS syrk for sets up to 8,192 points, else from strips that
-  compute each pair once) are kept as candidates and recomputed exactly; the k-th exact value ρ_k is final when every
-  non-candidate provably lies at or beyond it (K-th d̃² − margin ≥ ρ_k, or ρ_k = 0). Rows that
-  fail the check (rare: many points within the error bound of the k-th neighbour, e.g. a point
-  duplicated more than K times) are recomputed entirely in float64.
+  compute each pair once) are kept as candidates and recomputed exactly; the k-th exact value
+  ρ_k is final when every non-candidate provably lies at or beyond it (K-th d̃² − margin ≥ ρ_k,
+  or ρ_k = 0). Rows that fail the check (rare: many points within the error bound of the k-th
+  neighbour, e.g. a point duplicated more than K times) are recomputed entirely in float64.
 
 Measured on 5,000 × 5,000 pairs of d = 2048 features: ~1e-4 of the pairs needed a float64
 recheck, and no row needed the fallback.
