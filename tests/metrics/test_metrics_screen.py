@@ -27,6 +27,19 @@ def float64_only(monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> Any:
         return fn()
 
 
+def count_rechecks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the number of pairs of every exact float64 recheck call."""
+    calls: list[int] = []
+    original = screen._pair_distances
+
+    def counting(a: Any, rows: torch.Tensor, b: Any, cols: torch.Tensor) -> torch.Tensor:
+        calls.append(rows.shape[0])
+        return original(a, rows, b, cols)
+
+    monkeypatch.setattr(screen, "_pair_distances", counting)
+    return calls
+
+
 def tie_heavy_sets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Integer lattice points in 6 of 40 dimensions (many exactly equal distances), duplicated
     reals, copies of reals among the fakes, and near-duplicates 1e-7 apart."""
@@ -78,14 +91,7 @@ def test_every_pair_undecided_still_exact(knn_path: str,
     real, fake = tie_heavy_sets(np.random.default_rng(13))
     expected = all_metrics(real, fake)
     monkeypatch.setattr(screen, "error_scale", lambda d: 10.0)
-    calls: list[int] = []
-    original = screen._pair_distances
-
-    def counting(a: Any, rows: torch.Tensor, b: Any, cols: torch.Tensor) -> torch.Tensor:
-        calls.append(rows.shape[0])
-        return original(a, rows, b, cols)
-
-    monkeypatch.setattr(screen, "_pair_distances", counting)
+    calls = count_rechecks(monkeypatch)
     assert all_metrics(real, fake) == expected
     assert max(calls) == 120 * 150  # a whole fake × real block was rechecked
 
@@ -105,14 +111,7 @@ def test_typical_features_need_few_rechecks(monkeypatch: pytest.MonkeyPatch) -> 
     recomputed in float64."""
     rng = np.random.default_rng(15)
     real, fake = rng.normal(size=(400, 256)), rng.normal(size=(400, 256)) + 0.05
-    rechecked: list[int] = []
-    original = screen._pair_distances
-
-    def counting(a: Any, rows: torch.Tensor, b: Any, cols: torch.Tensor) -> torch.Tensor:
-        rechecked.append(rows.shape[0])
-        return original(a, rows, b, cols)
-
-    monkeypatch.setattr(screen, "_pair_distances", counting)
+    rechecked = count_rechecks(monkeypatch)
     metrics.prdc(real, fake, k=5, device="cpu")
     candidates = 2 * 400 * (5 + screen.EXTRA_CANDIDATES)  # neighbour candidates, both sets
     assert sum(rechecked) - candidates < 0.01 * 400 * 400
