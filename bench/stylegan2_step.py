@@ -3,7 +3,7 @@
 Both implementations are driven through the plugin's own ``fit`` (the step function it hands
 to the Trainer is captured and run here), on the same random uint8 images, configuration,
 seed, device and thread count, so the figures compare code, not set-ups. The default
-configuration is the one ``.gpu_carry/genb/sg2_lc25000.py`` trains at 64 px. R1 runs every
+configuration is the one ``bench/generator_evidence.py`` trains at 64 px. R1 runs every
 ``r1_interval`` steps, so a plain step and an R1 step are timed and profiled separately and
 combined as ``((interval - 1) * plain + r1) / interval``. "ops" are the top-level events
 torch.profiler records per step (aten calls from Python plus one per autograd node).
@@ -32,29 +32,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from _checkout import REPO, ensure_medsynbench  # bench/ is sys.path[0] when run
+from generator_evidence import EVIDENCE_PARAMS
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import medsynbench  # noqa: F401
-except ImportError:  # a bare checkout (GPU machine): map the package folders by hand
-    for _name, _path in (("medsynbench", REPO / "benchmark"),
-                         ("medsynbench.plugins", REPO / "plugins")):
-        _spec = importlib.util.spec_from_file_location(
-            _name, _path / "__init__.py", submodule_search_locations=[str(_path)])
-        assert _spec is not None and _spec.loader is not None
-        sys.modules[_name] = importlib.util.module_from_spec(_spec)
-        _spec.loader.exec_module(sys.modules[_name])
+ensure_medsynbench()
 from medsynbench import ImageSet, RunContext  # noqa: E402
 
 # The implementation before the step was reworked (per-step syncs, per-parameter Adam...).
 BASELINE_REV = "eae3a3b"
-# sg2_lc25000.py's settings (the baseline has no `augment`; the working tree runs without
-# DiffAugment too unless --augment is given).
+# generator_evidence.py's StyleGAN2 settings (the baseline has no `augment`; the working
+# tree runs without DiffAugment too unless --augment is given).
 GPU_SCRIPT_PARAMS: dict[str, Any] = {
-    "preset": "paper", "batch_size": 64, "mapping_layers": 2, "channel_base": 4096,
-    "channel_max": 256, "r1_gamma": 0.0128, "ema_kimg": 10.0, "style_mixing": 0.0,
-    "mirror": True,
-}
+    k: v for k, v in EVIDENCE_PARAMS["stylegan2"].items() if k not in ("augment", "kimg")}
 
 
 def load_generators(root: Path, alias: str) -> ModuleType:

@@ -394,9 +394,11 @@ class StyleGAN2(Generator):
         labels = np.repeat(np.arange(len(values), dtype=np.int64), values)
         return ImageSet(np.concatenate(parts), labels)
 
-    def efficiency(self, ctx: RunContext, image_shape: tuple[int, int, int]) -> dict[str, float]:
-        """Peak GPU memory (MB) to sample 8 images and seconds per 1000 images (EMA generator;
-        an untrained network of the same architecture when none is loaded)."""
+    def efficiency(
+        self, ctx: RunContext, image_shape: tuple[int, int, int]
+    ) -> dict[str, float | None]:
+        """Peak GPU memory (MB) to sample 8 images (None on CPU) and seconds per 1000 images
+        (EMA generator; an untrained network of the same architecture when none is loaded)."""
         device = resolve_device(ctx)
         g = self._g if self._g is not None else self._build(image_shape, 1)
         g = prepare_module(g, device).eval()  # type: ignore[assignment]
@@ -405,5 +407,4 @@ class StyleGAN2(Generator):
             z = torch.randn(n, g.z_dim, generator=torch_generator(0))
             return self._generate(g, z, 0, 1.0, "const", None, device)
 
-        measured = measure_sampling(sample_n, device, n_timed=64 if device.type == "cuda" else 8)
-        return {k: float(v) for k, v in measured.items() if v is not None}
+        return measure_sampling(sample_n, device, n_timed=64 if device.type == "cuda" else 8)

@@ -156,7 +156,7 @@ def test_resolution_must_be_a_power_of_two(ctx: RunContext) -> None:
 def test_efficiency_on_cpu(fitted: dict[str, Any]) -> None:
     report = fitted["gen"].efficiency(fitted["ctx"], (1, 16, 16))
     assert report["seconds_per_1000"] > 0
-    assert "peak_gpu_memory_mb_8" not in report  # no GPU: not reported rather than faked
+    assert report["peak_gpu_memory_mb_8"] is None  # no GPU: not measured, not faked
 
 
 def test_unknown_preset_and_bad_override() -> None:
