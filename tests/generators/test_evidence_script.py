@@ -38,9 +38,10 @@ def phantom_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_complete_evidence(phantom_npz: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_tiny_run_writes_complete_evidence(device: str, phantom_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = _run("--npz", phantom_npz, "--preset", "tiny", "--seconds", "2", "--device", "cpu",
+    proc = _run("--npz", phantom_npz, "--preset", "tiny", "--seconds", "2", "--device", device,
                 "--set", "stylegan2.batch_size=4", "--set", "stylegan2.augment=color", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FID vs held-out: real-vs-real" in proc.stdout
@@ -55,7 +56,8 @@ def test_tiny_run_writes_complete_evidence(phantom_npz: Path, tmp_path: Path) ->
         assert "error" not in entry, entry
         assert entry["fit"]["train_seconds"] <= 2 + 30  # the budget is honoured (one step over)
         assert entry["efficiency"]["seconds_per_1000"] > 0
-        assert entry["efficiency"]["peak_gpu_memory_mb_8"] is None  # CPU: not measured
+        memory = entry["efficiency"]["peak_gpu_memory_mb_8"]
+        assert memory is None if device == "cpu" else memory > 0  # CPU: not measured
         for sample in entry["samples"]:
             assert sample["n"] == 12 and math.isfinite(sample["fid_vs_heldout"])
         saved = np.load(out / f"samples_{family}.npz")
@@ -99,3 +101,17 @@ def test_save_npz_round_trip_and_refusals(phantom_npz: Path, tmp_path: Path) -> 
                      "--set", "stylegan2.batch_size=0", "--out", out)
     assert bad_value.returncode == 2 and "batch_size" in bad_value.stderr
     assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.shared_data
+def test_lc25000_split_from_the_real_layout(shared_data: Path, tmp_path: Path) -> None:
+    npz = tmp_path / "lc25000_64.npz"
+    proc = _run("--data", shared_data / "lc25000", "--save-npz", npz, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with np.load(npz) as data:
+        assert data["train_images"].shape == (973, 3, 64, 64)
+        assert data["test_images"].shape == (243, 3, 64, 64)
+        assert np.bincount(data["test_labels"]).tolist() == [49, 49, 48, 49, 48]
+        assert list(data["class_names"]) == ["colon_aca", "colon_n", "lung_aca", "lung_n",
+                                             "lung_scc"]
+    assert not (tmp_path / "out").exists()  # --save-npz only prepares
