@@ -1,8 +1,9 @@
 """Time one training epoch of the utility classifiers: ours vs a plain torchvision-style loop.
 
-Ours (``medsynbench.plugins.tasks.training.train_classifier``): the uint8 images go to the
-device once, are resized/normalised per batch on the device; on CUDA with bfloat16 autocast
-and channels-last. The peer is the loop a torchvision tutorial would write: a ``Dataset``
+Ours (``medsynbench.plugins.tasks.training.train_classifier``, with freed CPU memory kept for
+reuse as ``Task.run_seed`` does): the uint8 images go to the device once, are
+resized/normalised per batch on the device; on CUDA with bfloat16 autocast and channels-last.
+The peer is the loop a torchvision tutorial would write: a ``Dataset``
 converting and resizing one image at a time (``torchvision.transforms.v2.functional``), a
 ``DataLoader`` (``--workers``; pinned memory on CUDA), a float32 batch copied to the device
 per step, float32 training in the default memory format. Both use the same model, seed,
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from medsynbench.devices import reuse_cpu_memory
 from medsynbench.plugins.tasks.classifiers import Classifier, build_classifier
 from medsynbench.plugins.tasks.training import (
     TrainConfig,
@@ -95,7 +97,9 @@ def bench_one(name: str, side: int, n: int, batch: int, device: torch.device,
     data, labels = images(n, 64)
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=lr, device=device, amp=True, label=name)
     warm = min(n, 4 * batch)
-    with seeded(0) as order:  # ours: warm up on a few batches, then one timed epoch
+    # ours, as a task runs it (Task.run_seed keeps freed CPU memory for reuse): warm up on a
+    # few batches, then timed epochs
+    with seeded(0) as order, reuse_cpu_memory(device):
         model, _ = build_classifier(name, 1, 2, image_size=side)
         train_classifier(model, to_device_tensor(data[:warm], device),
                          torch.from_numpy(labels[:warm]), cfg, order)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import MedSynBenchError, ParameterError
@@ -9,7 +15,7 @@ from .errors import MedSynBenchError, ParameterError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "torch_device"]
+__all__ = ["resolve_device", "reuse_cpu_memory", "torch_device"]
 
 
 def torch_device(device: Any = "auto") -> torch.device:
@@ -47,3 +53,68 @@ def resolve_device(requested: str) -> str:
     if requested not in ("cpu", "cuda"):
         raise MedSynBenchError(f"unknown device {requested!r}; use auto, cpu or cuda")
     return requested
+
+
+# glibc mallopt parameters (malloc.h) and the values restored after reuse_cpu_memory.
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+GLIBC_MMAP_MAX = 65536  # glibc's default
+TRIM_AFTER = 64 << 20  # what glibc's dynamic rule reaches (2 × its 32 MiB mmap threshold cap)
+_libc: Any = None  # the process's glibc (ctypes), False where there is none
+_depth = 0
+_lock = threading.Lock()
+
+
+def _glibc() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = False
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(None)
+                if hasattr(lib, "gnu_get_libc_version"):  # glibc, not musl
+                    lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                    lib.malloc_trim.argtypes = [ctypes.c_size_t]
+                    _libc = lib
+            except (OSError, AttributeError):
+                pass
+    return _libc or None
+
+
+@contextmanager
+def reuse_cpu_memory(device: Any = "cpu") -> Iterator[None]:
+    """Keep freed CPU tensor memory in the heap for reuse during a batched loop on the CPU.
+
+    glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh
+    ``mmap`` and unmaps it on free, so a loop whose activations exceed it (an encoder at
+    224 px, a classifier batch) page-faults its whole working set in again at every batch:
+    most of the time goes to the kernel (measured: 2/3 of an efficientnet-lite0 CPU pass).
+    Inside this context ``mmap`` is off and the heap is not trimmed, so the second batch
+    reuses the first one's pages; on leaving, ``mmap`` is allowed again (glibc's default
+    count), the trim threshold is set to 64 MiB and free memory is returned to the system
+    (``malloc_trim``). Nested uses act once. A no-op off glibc, for a CUDA device, or with
+    ``MEDSYNBENCH_MALLOC=default`` in the environment.
+
+    Used by the encoders' batched pass and each task seed. Not by generator training: on a
+    VQ-VAE-2 fit, whose tensors mostly stay under the threshold, it measured ~7 % slower.
+    """
+    global _depth
+    kind = getattr(device, "type", str(device)).split(":")[0]
+    lib = _glibc() if kind == "cpu" and os.environ.get("MEDSYNBENCH_MALLOC") != "default" \
+        else None
+    if lib is None:
+        yield
+        return
+    with _lock:
+        _depth += 1
+        if _depth == 1:
+            lib.mallopt(M_MMAP_MAX, 0)
+            lib.mallopt(M_TRIM_THRESHOLD, -1)  # (size_t)-1: never trim
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                lib.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+                lib.mallopt(M_TRIM_THRESHOLD, TRIM_AFTER)
+                lib.malloc_trim(0)

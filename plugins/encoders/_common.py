@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medsynbench.devices import torch_device
+from medsynbench.devices import reuse_cpu_memory, torch_device
 from medsynbench.errors import DataError
 from medsynbench.kinds import RunContext
 
@@ -98,7 +98,8 @@ def encode_batched(
     n = int(images.shape[0])
     out = np.empty((n, out_dim), dtype=out_dtype)
     use_amp = amp and device.type == "cuda"
-    with ctx.progress(f"encode {name}", total=n) as task, torch.no_grad():
+    with ctx.progress(f"encode {name}", total=n) as task, torch.no_grad(), \
+            reuse_cpu_memory(device):
         for start in range(0, n, batch_size):
             chunk = np.array(images[start : start + batch_size])  # writable copy of a memmap slice
             batch = torch.from_numpy(chunk).to(device, non_blocking=True)

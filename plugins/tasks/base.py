@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from medsynbench.data import DataSplits, ImageSet
+from medsynbench.devices import reuse_cpu_memory
 from medsynbench.errors import ParameterError, TaskError
 from medsynbench.kinds import RunContext, Task
 from medsynbench.params import Param
@@ -100,11 +101,13 @@ class ClassifierTask(Task):
     def run_seed(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
     ) -> dict[str, float]:
-        """Check the synthetic set, then run :meth:`run_arm` with the CPU thread count pinned."""
+        """Check the synthetic set, then run :meth:`run_arm` with the CPU thread count pinned
+        (and freed CPU memory kept for reuse, :func:`~medsynbench.devices.reuse_cpu_memory`)."""
         if synthetic is not None:
             self.check_synthetic(data, synthetic)
-        on_cpu = resolve_device(ctx.device).type == "cpu"
-        with cpu_threads(self.params["cpu_threads"] if on_cpu else None):
+        device = resolve_device(ctx.device)
+        on_cpu = device.type == "cpu"
+        with cpu_threads(self.params["cpu_threads"] if on_cpu else None), reuse_cpu_memory(device):
             return self.run_arm(data, synthetic, seed, ctx)
 
     def run_arm(

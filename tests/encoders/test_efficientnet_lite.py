@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +133,14 @@ def test_explicit_weights_path_matches_package(ctx: RunContext) -> None:
     a = EfficientNetLite0(resolution=32, weights=str(path)).encode(images, ctx)
     b = EfficientNetLite0(resolution=32).encode(images, ctx)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_cpu_bench_script_runs_and_features_agree() -> None:
+    """bench/encoder_cpu.py keeps working: ours and the plain loop give equal features."""
+    script = Path(__file__).resolve().parents[2] / "bench" / "encoder_cpu.py"
+    proc = subprocess.run([sys.executable, str(script), "--n", "24", "--size", "32",
+                           "--resolution", "64", "--batch", "8", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "features equal" in proc.stdout and "speed-up:" in proc.stdout
