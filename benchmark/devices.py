@@ -15,7 +15,7 @@ from .errors import MedSynBenchError, ParameterError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "reuse_cpu_memory", "torch_device"]
+__all__ = ["cpu_threads", "resolve_device", "reuse_cpu_memory", "torch_device"]
 
 
 def torch_device(device: Any = "auto") -> torch.device:
@@ -53,6 +53,25 @@ def resolve_device(requested: str) -> str:
     if requested not in ("cpu", "cuda"):
         raise MedSynBenchError(f"unknown device {requested!r}; use auto, cpu or cuda")
     return requested
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Pin torch's intra-op CPU thread count to ``n`` for the duration (None: leave it).
+
+    Small CPU models gain little from threads but lose a lot (10× measured) when the cores
+    are oversubscribed, and a fixed count keeps float reductions — hence results — the same
+    on machines with different core counts.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 # glibc mallopt parameters (malloc.h) and the values restored after reuse_cpu_memory.

@@ -20,7 +20,7 @@ import numpy as np
 
 from .cache import StageCache, content_key, derive_seed
 from .data import DataSplits, ImageSet
-from .devices import resolve_device
+from .devices import cpu_threads, resolve_device
 from .errors import MedSynBenchError, OutputError
 from .kinds import Dataset, Encoder, Generator, RunContext, Task
 from .mosaic import save_mosaic
@@ -174,10 +174,6 @@ class Runner:
             except Exception as exc:  # a broken entry must not stop the others
                 self._fail(entry, stage, exc)
 
-    def _stage(self, stage: str, fn: Callable[[], None]) -> None:
-        self.ui.heading(stage)
-        fn()
-
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
         """Execute every stage and return the results document (also written to disk)."""
@@ -192,12 +188,16 @@ class Runner:
         }
         manifest = collect_manifest(self.device, self.suite.hash, plugins)
         self.registry.hook.run_started(suite=self.suite, manifest=manifest)
-        self._stage("prepare", self._prepare)
-        self._stage("fit", lambda: self._per_entry("fit", self._fit))
-        self._stage("sample", lambda: self._per_entry("sample", self._sample))
-        self._stage("encode", self._encode_all)
-        self._stage("metrics", self._metrics_all)
-        self._stage("tasks", self._tasks_all)
+        manifest["cpu_threads"] = self.suite.cpu_threads if self.device == "cpu" else None
+        stages: dict[str, Callable[[], None]] = {
+            "prepare": self._prepare, "fit": lambda: self._per_entry("fit", self._fit),
+            "sample": lambda: self._per_entry("sample", self._sample),
+            "encode": self._encode_all, "metrics": self._metrics_all, "tasks": self._tasks_all,
+        }
+        with cpu_threads(manifest["cpu_threads"]):  # same CPU numbers on any core count
+            for stage, fn in stages.items():
+                self.ui.heading(stage)
+                fn()
         manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
         manifest["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         manifest["stage_units"] = self.stage_counts

@@ -49,6 +49,7 @@ _SUITE = {
     "version": str,
     "seeds": list,
     "device": str,
+    "cpu_threads": int,
 }
 _OUTPUT = {"dir": str, "cache_dir": str}
 _GENERATOR = {"plugin": str, "name": str, "split": str, "count": int, "train": dict, "sample": dict}
@@ -107,6 +108,9 @@ class Suite:
     tasks: list[PluginSpec]
     output_dir: Path
     cache_dir: Path | None
+    # torch's CPU thread count for the whole run on the CPU (None: torch's default). Float
+    # reductions depend on it, so a fixed count makes a CPU run's numbers machine-independent.
+    cpu_threads: int | None = None
     hash: str = field(default="")
     protocol_hash: str = field(default="")
 
@@ -273,6 +277,9 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
     device = meta.get("device", "auto")
     if device not in _DEVICES:
         raise SuiteError(f"{file}: suite.device: {device!r} is not one of {', '.join(_DEVICES)}")
+    threads = meta.get("cpu_threads")
+    if threads is not None and threads < 1:
+        raise SuiteError(f"{file}: suite.cpu_threads: must be a positive integer, got {threads}")
 
     if "dataset" not in raw:
         raise SuiteError(f"{file}: [dataset] table is missing")
@@ -314,6 +321,7 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
         tasks=tasks,
         output_dir=out_dir,
         cache_dir=cache_dir,
+        cpu_threads=threads,
     )
     canonical = suite.canonical()
     suite.hash = _sha256(canonical)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medsynbench.devices import torch_device
+from medsynbench.devices import cpu_threads, torch_device
 from medsynbench.errors import TaskError
 from torch import nn
 
@@ -58,23 +58,6 @@ class TrainConfig:
 
 
 resolve_device = torch_device  # "auto" → cuda when available; ParameterError otherwise
-
-@contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Pin torch's intra-op CPU thread count to ``n`` for the duration (None: leave it).
-
-    Small CPU models gain little from threads but lose a lot (10× measured) when the cores
-    are oversubscribed, and a fixed count keeps float reductions — hence results — the same
-    on machines with different core counts.
-    """
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
 
 @contextmanager
 def seeded(seed: int) -> Iterator[torch.Generator]:

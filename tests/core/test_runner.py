@@ -156,3 +156,23 @@ def test_entry_names_with_brackets_print_as_text(registry, tmp_path):
     with ui:
         Runner(suite, registry, suite.output_dir, device="cpu", ui=ui).run()
     assert "sample   beta[spread=1.0] (" in out.getvalue()  # not swallowed as a style tag
+
+
+def test_suite_cpu_threads_pin_torch_for_the_run(registry, tmp_path, monkeypatch):
+    import torch
+
+    seen: list[int] = []
+    encode_all = Runner._encode_all
+
+    def spy(self: Runner) -> None:
+        seen.append(torch.get_num_threads())
+        encode_all(self)
+
+    monkeypatch.setattr(Runner, "_encode_all", spy)
+    path = tmp_path / "s.toml"
+    path.write_text(toy_suite_text(tmp_path).replace('device = "cpu"',
+                                                     'device = "cpu"\ncpu_threads = 3'))
+    before = torch.get_num_threads()
+    results, _ = run(registry, path)
+    assert seen == [3] and torch.get_num_threads() == before
+    assert results["manifest"]["cpu_threads"] == 3

@@ -166,3 +166,23 @@ def test_bad_suite_run_prints_one_line_and_writes_nothing(cli_env, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("0", r"suite\.cpu_threads: must be a positive integer, got 0"),
+    ("true", r"suite\.cpu_threads: expected int, got bool"),
+    ('"2"', r"suite\.cpu_threads: expected int, got str"),
+])
+def test_bad_cpu_threads(registry, tmp_path, value, message):
+    text = toy_suite_text(tmp_path).replace('device = "cpu"',
+                                            f'device = "cpu"\ncpu_threads = {value}')
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, text), registry)
+
+
+def test_cpu_threads_is_a_compute_setting_not_part_of_the_hash(registry, tmp_path):
+    plain = load_suite(write(tmp_path, toy_suite_text(tmp_path), "a.toml"), registry)
+    text = toy_suite_text(tmp_path).replace('device = "cpu"', 'device = "cpu"\ncpu_threads = 3')
+    pinned = load_suite(write(tmp_path, text, "b.toml"), registry)
+    assert (plain.cpu_threads, pinned.cpu_threads) == (None, 3)
+    assert plain.hash == pinned.hash
