@@ -45,6 +45,7 @@ from _checkout import REPO, ensure_medsynbench  # bench/ is sys.path[0] when run
 
 ensure_medsynbench()
 from medsynbench import ImageSet, RunContext  # noqa: E402
+from medsynbench.devices import torch_device  # noqa: E402
 from medsynbench.errors import DataError, MedSynBenchError  # noqa: E402
 from medsynbench.mosaic import save_mosaic  # noqa: E402
 from medsynbench.plugins.encoders.efficientnet_lite import EfficientNetLite0  # noqa: E402
@@ -179,10 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, SyntaxError):
             overrides[family][name] = text  # a bare string, e.g. augment=color
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else args.device
-    ctx = RunContext(device=device, seed=0, workdir=args.out / "work", log=print)
     try:
+        device = str(torch_device(args.device))  # "cuda" without a GPU fails here
+        ctx = RunContext(device=device, seed=0, workdir=args.out / "work", log=print)
         if args.data is not None:
             train, test, names = load_lc25000(args.data, args.resolution or 64, ctx)
         else:
@@ -222,10 +222,11 @@ def run(args: argparse.Namespace, generators: dict[str, tuple[dict[str, Any], An
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    machine = (torch.cuda.get_device_name(device) if device.startswith("cuda")
+               else platform.processor() or "cpu")
     report: dict[str, Any] = {
         "complete": False, "command": " ".join(sys.argv), "revision": git_revision(),
-        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor()
-        or "cpu", "torch": torch.__version__, "preset": args.preset,
+        "device": machine, "torch": torch.__version__, "preset": args.preset,
         "seconds_per_family": args.seconds, "classes": names, "image_shape": train.image_shape,
         "n_train": len(train), "n_heldout": len(test), "families": {},
     }
@@ -264,8 +265,8 @@ def run(args: argparse.Namespace, generators: dict[str, tuple[dict[str, Any], An
             for i, sample_params in enumerate(SAMPLING[family]):
                 t0 = time.time()
                 synthetic = generator.sample(counts.tolist(), seed=1, ctx=ctx, **sample_params)
-                if device == "cuda":
-                    torch.cuda.synchronize()
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize(device)
                 seconds = time.time() - t0
                 features = encoder.encode(synthetic.images, ctx)
                 entry["samples"].append({

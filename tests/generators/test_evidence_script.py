@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from medsynbench import RunContext
 from medsynbench.plugins.datasets import PhantomPathology
 
@@ -100,6 +101,9 @@ def test_save_npz_round_trip_and_refusals(phantom_npz: Path, tmp_path: Path) -> 
     bad_value = _run("--npz", phantom_npz, "--families", "stylegan2",
                      "--set", "stylegan2.batch_size=0", "--out", out)
     assert bad_value.returncode == 2 and "batch_size" in bad_value.stderr
+    if not torch.cuda.is_available():
+        no_gpu = _run("--npz", phantom_npz, "--device", "cuda", "--out", out)
+        assert no_gpu.returncode == 2 and "CUDA is not available" in no_gpu.stderr
     assert not out.exists()  # nothing half-written
 
 
