@@ -32,7 +32,6 @@ import argparse
 import ast
 import json
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -47,6 +46,7 @@ ensure_medsynbench()
 from medsynbench import ImageSet, RunContext  # noqa: E402
 from medsynbench.devices import torch_device  # noqa: E402
 from medsynbench.errors import DataError, MedSynBenchError  # noqa: E402
+from medsynbench.manifest import git_commit  # noqa: E402
 from medsynbench.mosaic import save_mosaic  # noqa: E402
 from medsynbench.plugins.encoders.efficientnet_lite import EfficientNetLite0  # noqa: E402
 from medsynbench.plugins.metrics._inputs import MetricWarning  # noqa: E402
@@ -79,14 +79,11 @@ NPZ_KEYS = ("train_images", "train_labels", "test_images", "test_labels", "class
 
 
 def generator_class(family: str) -> type:
-    if family == "vqvae2":
-        from medsynbench.plugins.generators.vqvae2 import VQVAE2
-        return VQVAE2
-    if family == "ldm":
-        from medsynbench.plugins.generators.ldm import LDM
-        return LDM
-    from medsynbench.plugins.generators.stylegan2 import StyleGAN2
-    return StyleGAN2
+    """The first-party generator plugin named ``family`` (no entry points needed: the GPU
+    node runs from a bare checkout)."""
+    from medsynbench.plugins.generators import PLUGINS
+
+    return next(cls for cls in PLUGINS if cls.name == family)
 
 
 def load_lc25000(root: Path, resolution: int, ctx: RunContext) -> tuple[ImageSet, ImageSet,
@@ -123,15 +120,6 @@ def load_npz(path: Path) -> tuple[ImageSet, ImageSet, list[str]]:
                             f"[0, {len(names)}) per image")
         sets.append(ImageSet(images, labels.astype(np.int64)))
     return sets[0], sets[1], names
-
-
-def git_revision() -> str | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +213,7 @@ def run(args: argparse.Namespace, generators: dict[str, tuple[dict[str, Any], An
     machine = (torch.cuda.get_device_name(device) if device.startswith("cuda")
                else platform.processor() or "cpu")
     report: dict[str, Any] = {
-        "complete": False, "command": " ".join(sys.argv), "revision": git_revision(),
+        "complete": False, "command": " ".join(sys.argv), "revision": git_commit(REPO),
         "device": machine, "torch": torch.__version__, "preset": args.preset,
         "seconds_per_family": args.seconds, "classes": names, "image_shape": train.image_shape,
         "n_train": len(train), "n_heldout": len(test), "families": {},
