@@ -83,6 +83,9 @@ class RunContext:
     log: Callable[[str], None] = log.info
     registry: Any = None  # medsynbench.registry.PluginRegistry; Any avoids an import cycle
     cache_dir: Path | None = None
+    # The prepared real splits (read-only). Generators that draw from a split other than the
+    # one they are fitted on (the ``heldout-real`` positive control) read it here.
+    data: DataSplits | None = None
 
     def child(self, **changes: Any) -> RunContext:
         """A copy with some fields replaced."""
@@ -147,8 +150,17 @@ class Generator(Plugin):
 
     kind: ClassVar[str] = "generator"
     sample_parameters: ClassVar[Mapping[str, Param]] = {}
-    baseline: ClassVar[bool] = False  # a reference row (copy-real, classical-augment), not a model
+    # A reference row — shown beside the generators on every board, never ranked among them.
+    # ``reference`` says which: "memoriser" (copy-real), "classical" (classical augmentation:
+    # every generator's Δ is also reported against it), "positive-control" (held-out real),
+    # "negative-control" (label-swapped real) or "control" (any other known-answer row).
+    reference: ClassVar[str | None] = None
+    baseline: ClassVar[bool] = False  # True exactly when ``reference`` is set
     samples_real: ClassVar[bool] = False  # its samples are (transformed) real images: never shown
+
+    def splits_needed(self) -> list[str]:
+        """Real splits this generator reads besides its fit split (checked before any fit)."""
+        return []
 
     def fit(
         self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
@@ -204,11 +216,19 @@ class Encoder(Plugin):
 
 @dataclass(frozen=True)
 class Quantity:
-    """One number a metric reports: its axis and which direction is better."""
+    """One number a metric reports: its axis and which direction is better.
+
+    A quantity with ``board_rule`` is not computed by the metric: the leaderboard derives it
+    from the quantity named ``source`` over exactly the entries on the board (so it never
+    depends on which entries happened to run together). Rules: ``"inverse-minmax"``,
+    V = 1 − (s − min s)/(max s − min s) (Xing et al.'s normalised variety; all 1 when equal).
+    """
 
     axis: Axis
     higher_is_better: bool
     help: str = ""
+    board_rule: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,12 +265,6 @@ class Metric(Plugin):
         """Return a value for (a subset of) :attr:`quantities`."""
         raise NotImplementedError
 
-    @classmethod
-    def across_entries(
-        cls, values: Mapping[str, Mapping[str, float]]
-    ) -> dict[str, dict[str, float]]:
-        """Quantities normalised across a suite's entries (e.g. variety V); entry → values."""
-        return {}
 
 
 class Task(Plugin):
@@ -260,6 +274,10 @@ class Task(Plugin):
     compares against); ``run_seed(data, synthetic, seed)`` the arm with an entry's synthetic
     images. The same seed must give the same initialisation and data order in both arms.
     Scores are a flat dict; ``primary`` names the one that Δ and the p-value are about.
+    When the primary score is an accuracy, the dict may also hold ``"correct"``: a list of
+    0/1, one per evaluation image in the split's order (1 = that image was classified
+    correctly). The leaderboard then resamples test images as well as seeds for its rank
+    intervals; the runner stores it packed, apart from the scores.
     """
 
     kind: ClassVar[str] = "task"
@@ -271,6 +289,11 @@ class Task(Plugin):
     ) -> dict[str, float]:
         """Run one seed of one arm and return its scores."""
         raise NotImplementedError
+
+    def synthetic_counts(self, train_counts: Sequence[int]) -> list[int] | None:
+        """Synthetic images per class this task adds, given the real training counts per class
+        (None: whatever was sampled). The runner samples at least this many."""
+        return None
 
     def check_synthetic(self, data: DataSplits, synthetic: ImageSet) -> None:
         """Raise TaskError when a synthetic set cannot be used (wrong shape, empty...)."""

@@ -86,7 +86,7 @@ def _metric_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
             for e in runner.entries
             if e.ok and spec.name in e.metrics
         }
-        extra = cls.across_entries(values) if values else {}
+        extra = cls.across_entries(values) if values and hasattr(cls, "across_entries") else {}
         for entry_name, quantities in values.items():
             for quantity, value in {**quantities, **extra.get(entry_name, {})}.items():
                 q = cls.quantities.get(quantity)

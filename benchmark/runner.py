@@ -116,6 +116,7 @@ class Runner:
             log=self.ui.print,
             registry=self.registry,
             cache_dir=self.cache.root,
+            data=getattr(self, "data", None),  # None until the prepare stage has run
         )
 
     def _unit(
