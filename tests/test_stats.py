@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from medsynbench.stats import holm, min_attainable_p, paired_comparison
+import numpy as np
+from medsynbench.stats import (
+    holm,
+    min_adjusted_p,
+    min_attainable_p,
+    paired_comparison,
+    rank_intervals,
+    seeds_needed,
+    t_interval,
+)
 
 BASE6 = [0.80, 0.81, 0.79, 0.80, 0.82, 0.78]
 
@@ -92,13 +101,76 @@ def test_all_zero_deltas_give_no_p_value() -> None:
     assert res["ci95_pp"] == [0.0, 0.0]
 
 
-def test_bootstrap_ci_brackets_mean_and_is_reproducible() -> None:
+def test_ci_is_the_student_t_interval() -> None:
+    # Δ (pp) = 1, −2, 3, 4, 5, 6: mean 2.8333, sd 2.9269, t(0.975, 5) = 2.570582 →
+    # half-width 2.570582 × 2.9269 / √6 = 3.07158.
     deltas = [0.01, -0.02, 0.03, 0.04, 0.05, 0.06]
-    res = paired_comparison(BASE6, treated(BASE6, deltas), seed=3)
-    lo, hi = res["ci95_pp"]
-    assert -2.0 <= lo < res["delta_pp"] < hi <= 6.0  # within [min Δ, max Δ] in points
-    again = paired_comparison(BASE6, treated(BASE6, deltas), seed=3)
-    assert again["ci95_pp"] == res["ci95_pp"]
+    res = paired_comparison(BASE6, treated(BASE6, deltas))
+    assert res["ci95_pp"] == pytest.approx([2.83333 - 3.07158, 2.83333 + 3.07158], abs=1e-4)
+    from scipy import stats as sps
+
+    lo, hi = sps.t.interval(0.95, 5, loc=np.mean(deltas), scale=sps.sem(deltas))
+    assert res["ci95_pp"] == pytest.approx([100 * lo, 100 * hi])
+
+
+def test_simultaneous_ci_uses_bonferroni_level() -> None:
+    deltas = [0.01, -0.02, 0.03, 0.04, 0.05, 0.06]
+    res = paired_comparison(BASE6, treated(BASE6, deltas), family_size=4)
+    from scipy import stats as sps
+
+    lo, hi = sps.t.interval(1 - 0.05 / 4, 5, loc=np.mean(deltas), scale=sps.sem(deltas))
+    assert res["ci_simultaneous_pp"] == pytest.approx([100 * lo, 100 * hi])
+    assert res["ci_simultaneous_pp"][0] < res["ci95_pp"][0]
+
+
+def test_t_interval_wider_than_percentile_bootstrap_on_six_points() -> None:
+    # The observation: a percentile bootstrap over 6 seeds is ~30% narrower.
+    deltas = np.array([0.01, -0.02, 0.03, 0.04, 0.05, 0.06])
+    lo, hi = t_interval(deltas)
+    rng = np.random.default_rng(0)
+    means = deltas[rng.integers(0, 6, size=(20000, 6))].mean(axis=1)
+    b_lo, b_hi = np.quantile(means, [0.025, 0.975])
+    assert (b_hi - b_lo) < 0.8 * (hi - lo)
+
+
+def test_seeds_needed_for_holm_families() -> None:
+    # 2^(n−1) > m/α = 20m: m = 1 → 6, m = 2..3 → 7, m = 4..6 → 8, m = 7..12 → 9, 13..25 → 10.
+    assert [seeds_needed(m) for m in (1, 2, 3, 6, 7, 12, 13, 25, 26)] == [
+        6, 7, 7, 8, 9, 9, 10, 10, 11,
+    ]
+    assert min_adjusted_p(6, 4) == pytest.approx(0.125)  # the demo's old ceiling
+    assert min_adjusted_p(6, 16) == pytest.approx(0.5)  # chexpert-xing's old ceiling
+    assert min_adjusted_p(8, 4) == pytest.approx(4 / 128)
+
+
+def test_rank_intervals_separate_clear_differences_and_tie_equal_ones() -> None:
+    rng = np.random.default_rng(1)
+    base = np.tile(rng.uniform(0.7, 0.8, size=8), (3, 1))
+    noise = rng.normal(0, 0.002, size=(3, 8))
+    treated_ = base + np.array([[0.10], [0.0], [0.0]]) + noise
+    intervals, method = rank_intervals(base, treated_, n_boot=500)
+    assert intervals[0].tolist() == [1, 1]  # +10 pp with 0.2 pp noise: always first
+    assert intervals[1].tolist() == [2, 3] and intervals[2].tolist() == [2, 3]
+    assert "8 seeds" in method
+
+
+def test_rank_intervals_resample_test_images_and_do_not_depend_on_other_entries() -> None:
+    rng = np.random.default_rng(2)
+    n_seeds, n_images = 6, 50
+    bc = np.tile(rng.random((1, n_seeds, n_images)) < 0.75, (3, 1, 1))
+    tc = np.stack([rng.random((n_seeds, n_images)) < p for p in (0.9, 0.8, 0.6)])
+    base, treat = bc.mean(axis=2), tc.mean(axis=2)
+    full, method = rank_intervals(base, treat, bc, tc, n_boot=400)
+    assert "50 test images" in method
+    assert full[0, 0] == 1 and full[2, 1] == 3
+    # the same two entries ranked alone: only their relative order matters, as in the full set
+    pair, _ = rank_intervals(base[[0, 2]], treat[[0, 2]], bc[[0, 2]], tc[[0, 2]], n_boot=400)
+    assert pair.tolist() == [[1, 1], [2, 2]]
+
+
+def test_rank_intervals_reject_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="E×S"):
+        rank_intervals(np.zeros((2, 3)), np.zeros((2, 4)))
 
 
 def test_constant_delta_ci_is_a_point() -> None:
