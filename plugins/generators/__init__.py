@@ -20,6 +20,10 @@ from .vqvae2 import VQVAE2  # noqa: E402
 
 PLUGINS.extend([VQVAE2, LDM])
 
+from .controls import Blur, HeldoutReal, LabelSwap, MarkerInject, ModeCollapse, NearCopy  # noqa: E402
+
+PLUGINS.extend([HeldoutReal, LabelSwap, NearCopy, ModeCollapse, Blur, MarkerInject])
+
 
 @hookimpl
 def register_generators(register: Any) -> None:

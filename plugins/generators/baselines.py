@@ -4,6 +4,11 @@ These rows anchor a leaderboard. ``copy-real`` returns real training images (per
 zero privacy: every metric that cannot tell it from a good model is suspect), ``classical-augment``
 is the flip/rotate/contrast baseline every utility table needs, and ``noise`` is a sanity floor
 that any model should beat.
+
+``copy-real`` and ``classical-augment`` are *reference rows* (``reference`` "memoriser" and
+"classical"): shown beside the generators, never ranked among them. ``noise`` is an ordinary,
+ranked generator: a floor is only a floor if it competes. The known-answer controls built on
+:class:`_RealImageBaseline` live in :mod:`.controls`.
 """
 
 from __future__ import annotations
@@ -35,26 +40,41 @@ def _draw_indices(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
 
 
 class _RealImageBaseline(Generator):
-    """Shared fit/load for baselines that return (transformed) real training images."""
+    """Shared fit/load/pick for rows that return (transformed) real images.
+
+    By default the images are the training split; a subclass draws from elsewhere by
+    overriding :meth:`_source`, which also does its checks: it runs before anything is written,
+    so a refused fit leaves ``workdir`` untouched.
+    """
 
     baseline: ClassVar[bool] = True
     samples_real: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._train: ImageSet | None = None
+        self._real: ImageSet | None = None
         self._class_names: tuple[str, ...] = ()
+
+    def _source(self, train: ImageSet, class_names: Sequence[str], ctx: RunContext) -> ImageSet:
+        """The real images this row draws from (raise GeneratorError here to refuse a fit)."""
+        return train
+
+    def _source_name(self) -> str:
+        """How error messages and warnings name the images of :meth:`_source`."""
+        return "the training split"
 
     def fit(
         self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
     ) -> dict[str, Any]:
-        """Store the training images in ``workdir`` (they *are* the model)."""
+        """Store the source images in ``workdir`` (they *are* the model)."""
+        source = self._source(train, class_names, ctx)
+        stored = ImageSet(np.asarray(source.images), source.labels)
         workdir.mkdir(parents=True, exist_ok=True)
-        ImageSet(np.asarray(train.images), train.labels).save(workdir)
+        stored.save(workdir)
         (workdir / _META).write_text(json.dumps({"class_names": list(class_names)}))
-        self._train = ImageSet(np.asarray(train.images), train.labels)
+        self._real = stored
         self._class_names = tuple(class_names)
-        return {"steps": 0, "train_seconds": 0.0, "stored_images": len(train)}
+        return {"steps": 0, "train_seconds": 0.0, "stored_images": len(stored)}
 
     def load(self, workdir: Path, ctx: RunContext) -> None:
         """Read the images :meth:`fit` stored."""
@@ -64,20 +84,32 @@ class _RealImageBaseline(Generator):
                 f"generator {self.name!r}: {meta_path} not found; run fit() into this workdir first"
             )
         self._class_names = tuple(json.loads(meta_path.read_text())["class_names"])
-        self._train = ImageSet.load(workdir, mmap=True)
+        self._real = ImageSet.load(workdir, mmap=True)
 
-    def _pick(self, counts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-        """Indices of training images, ``counts[c]`` of class ``c``, grouped by class."""
-        require_fitted(self._train, self.name)
-        assert self._train is not None
-        values = check_counts(counts, len(self._class_names), self.name)
+    def _fitted_real(self) -> ImageSet:
+        """The stored images; GeneratorError when neither fit() nor load() has run."""
+        require_fitted(self._real, self.name)
+        assert self._real is not None
+        return self._real
+
+    def _pick(self, counts: Sequence[int], rng: np.random.Generator, shift: int = 0) -> np.ndarray:
+        """Indices of stored images, ``counts[c]`` for label ``c``, grouped by label.
+
+        Label ``c`` draws from class ``(c + shift) mod K`` (``shift`` is 0 except for the
+        label-swapped negative control), without replacement while the class has enough.
+        """
+        real = self._fitted_real()
+        k = len(self._class_names)
+        values = check_counts(counts, k, self.name)
         picked = []
         for c, n in enumerate(values):
-            pool = np.flatnonzero(self._train.labels == c)
+            source = (c + shift) % k
+            pool = np.flatnonzero(real.labels == source)
             if n and not len(pool):
                 raise GeneratorError(
-                    f"generator {self.name!r}: {n} images of class {self._class_names[c]!r} "
-                    "requested but the training split has none of that class"
+                    f"generator {self.name!r}: {n} images of class "
+                    f"{self._class_names[source]!r} requested but {self._source_name()} has "
+                    "none of that class"
                 )
             picked.append(_draw_indices(pool, n, rng))
         return np.concatenate(picked).astype(np.int64)
@@ -87,6 +119,7 @@ class CopyReal(_RealImageBaseline):
     """The memoriser: returns real training images of each class (an upper bound on fidelity)."""
 
     name: ClassVar[str] = "copy-real"
+    reference: ClassVar[str | None] = "memoriser"
     description: ClassVar[str] = "returns real training images (memorisation baseline)"
 
     def sample(
@@ -94,8 +127,8 @@ class CopyReal(_RealImageBaseline):
     ) -> ImageSet:
         """``counts[c]`` real images of class ``c``, without replacement while possible."""
         index = self._pick(counts, np.random.default_rng(seed))
-        assert self._train is not None
-        return ImageSet(np.ascontiguousarray(self._train.images[index]), self._train.labels[index])
+        real = self._fitted_real()
+        return ImageSet(np.ascontiguousarray(real.images[index]), real.labels[index])
 
 
 def _nonneg_below_one(value: float) -> str | None:
@@ -106,6 +139,7 @@ class ClassicalAugment(_RealImageBaseline):
     """Real training images with random flips, 90° rotations and contrast/brightness jitter."""
 
     name: ClassVar[str] = "classical-augment"
+    reference: ClassVar[str | None] = "classical"
     description: ClassVar[str] = "flip / 90° rotation / contrast jitter of real training images"
     parameters: ClassVar[dict[str, Param]] = {
         "flip": Param(True, bool, "random horizontal and vertical flips"),
@@ -125,12 +159,12 @@ class ClassicalAugment(_RealImageBaseline):
         """``counts[c]`` augmented real images of class ``c`` (deterministic for ``seed``)."""
         rng = np.random.default_rng(seed)
         index = self._pick(counts, rng)
-        assert self._train is not None
-        images = np.asarray(self._train.images[index])
+        real = self._fitted_real()
+        images = np.asarray(real.images[index])
         out = np.empty_like(images)
         for i, image in enumerate(images):
             out[i] = self._augment(image, rng)
-        return ImageSet(out, self._train.labels[index])
+        return ImageSet(out, real.labels[index])
 
     def _augment(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # Draw every random number whatever the switches say, so that turning one transform off
