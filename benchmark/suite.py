@@ -29,7 +29,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["EntrySpec", "MetricSpec", "PluginSpec", "Suite", "load_suite", "read_suite_file"]
+__all__ = [
+    "EntrySpec",
+    "MetricSpec",
+    "PluginSpec",
+    "Suite",
+    "load_suite",
+    "power_report",
+    "read_suite_file",
+]
 
 # Runner-level keys of each table. Plugin tables accept these plus the plugin's parameters.
 _TOP = {
@@ -111,11 +119,25 @@ class Suite:
     # torch's CPU thread count for the whole run on the CPU (None: torch's default). Float
     # reductions depend on it, so a fixed count makes a CPU run's numbers machine-independent.
     cpu_threads: int | None = None
+    # "kind:plugin" → the plugin class's version, filled in from the registry when the suite is
+    # built. Part of both hashes: a plugin whose computation changed bumps its version.
+    plugin_versions: dict[str, str] = field(default_factory=dict)
     hash: str = field(default="")
     protocol_hash: str = field(default="")
 
+    def _version(self, kind: str, plugin: str) -> str | None:
+        return self.plugin_versions.get(f"{kind}:{plugin}")
+
+    def protocol(self) -> dict[str, Any]:
+        """What makes two results comparable: name, version, seeds, and the dataset, encoders,
+        metrics and tasks with their plugin versions and parameters (machine-local paths and
+        the device excluded). ``protocol_hash`` is the hash of this document; two results with
+        different hashes differ in at least one of its top-level fields."""
+        return {k: v for k, v in self.canonical().items() if k != "entries"}
+
     def canonical(self) -> dict[str, Any]:
-        """What identifies the suite's results (machine-local paths and device excluded)."""
+        """:meth:`protocol` plus the entries (generators with their versions and parameters):
+        what ``hash`` identifies."""
 
         def portable(params: Mapping[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in params.items() if k not in _LOCAL_KEYS}
@@ -124,14 +146,29 @@ class Suite:
             "name": self.name,
             "version": self.version,
             "seeds": self.seeds,
-            "dataset": [self.dataset.plugin, portable(self.dataset.params)],
+            "dataset": [
+                self.dataset.plugin,
+                self._version("dataset", self.dataset.plugin),
+                portable(self.dataset.params),
+            ],
             "entries": [
-                [e.name, e.plugin, e.split, e.count, portable(e.train), portable(e.sample)]
+                [e.name, e.plugin, self._version("generator", e.plugin), e.split, e.count,
+                 portable(e.train), portable(e.sample)]
                 for e in self.entries
             ],
-            "encoders": {k: [v.plugin, portable(v.params)] for k, v in self.encoders.items()},
-            "metrics": [[m.name, m.plugin, m.encoder, portable(m.params)] for m in self.metrics],
-            "tasks": [[t.name, t.plugin, portable(t.params)] for t in self.tasks],
+            "encoders": {
+                k: [v.plugin, self._version("encoder", v.plugin), portable(v.params)]
+                for k, v in self.encoders.items()
+            },
+            "metrics": [
+                [m.name, m.plugin, self._version("metric", m.plugin), m.encoder,
+                 portable(m.params)]
+                for m in self.metrics
+            ],
+            "tasks": [
+                [t.name, t.plugin, self._version("task", t.plugin), portable(t.params)]
+                for t in self.tasks
+            ],
         }
 
 
@@ -244,17 +281,63 @@ def _entry_name(base: str, sample: dict[str, Any], swept: list[str]) -> str:
     return base + "[" + ",".join(f"{k}={sample[k]}" for k in swept) + "]"
 
 
-def load_suite(path: str | Path, registry: PluginRegistry) -> Suite:
-    """Read and fully validate a suite; every plugin checks its parameters here."""
+def load_suite(
+    path: str | Path, registry: PluginRegistry, allow_underpowered: bool = False
+) -> Suite:
+    """Read and fully validate a suite; every plugin checks its parameters here.
+
+    A suite whose seeds cannot reach p < 0.05 for its number of entries
+    (:func:`power_report`) is refused unless ``allow_underpowered``.
+    """
     file = Path(path)
     raw = read_suite_file(file)
     _check_keys(raw, _TOP, "", file)
     try:
-        return _build(raw, file, registry)
+        suite = _build(raw, file, registry)
     except SuiteError:
         raise
     except MedSynBenchError as exc:  # plugin messages already carry the key path
         raise type(exc)(f"{file}: {exc}") from None
+    if not allow_underpowered:
+        short = [row for row in power_report(suite, registry) if not row["reachable"]]
+        if short:
+            row = max(short, key=lambda r: r["seeds_needed"])
+            raise SuiteError(
+                f"{file}: suite.seeds: {row['seeds']} seeds cannot reach p < {ALPHA:g} for "
+                f"{row['size']} {row['family']} of task {row['task']!r} (smallest Holm-adjusted "
+                f"exact Wilcoxon p = {row['size']} × 2/2^{row['seeds']} = "
+                f"{row['min_adjusted_p']:.3g}); give at least {row['seeds_needed']} seeds, e.g. "
+                f"seeds = {list(range(row['seeds_needed']))}, or pass --allow-underpowered"
+            )
+    return suite
+
+
+ALPHA = 0.05
+
+
+def power_report(suite: Suite, registry: PluginRegistry) -> list[dict[str, Any]]:
+    """For each task and multiplicity family (ranked entries, reference rows): its size, the
+    smallest Holm-adjusted p the suite's seeds allow, and the seeds needed to reach α."""
+    from .stats import min_adjusted_p, seeds_needed
+
+    references = sum(
+        1 for e in suite.entries
+        if getattr(registry.get("generator", e.plugin), "reference", None)
+    )
+    families = (("ranked entries", len(suite.entries) - references),
+                ("reference rows", references))
+    rows = []
+    for task in suite.tasks:
+        for family, size in families:
+            if size == 0:
+                continue
+            smallest = min_adjusted_p(len(suite.seeds), size)
+            rows.append({
+                "task": task.name, "family": family, "size": size, "seeds": len(suite.seeds),
+                "min_adjusted_p": smallest, "reachable": smallest < ALPHA,
+                "seeds_needed": seeds_needed(size, ALPHA),
+            })
+    return rows
 
 
 def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
@@ -323,11 +406,18 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
         cache_dir=cache_dir,
         cpu_threads=threads,
     )
-    canonical = suite.canonical()
-    suite.hash = _sha256(canonical)
-    # The protocol (data, metrics, tasks, seeds) without the entries: results of different
-    # generators on one protocol compare, so leaderboards merge and publish by this hash.
-    suite.protocol_hash = _sha256({k: v for k, v in canonical.items() if k != "entries"})
+    uses = [("dataset", dataset_spec.plugin)]
+    uses += [("generator", e.plugin) for e in entries]
+    uses += [("encoder", e.plugin) for e in encoders.values()]
+    uses += [("metric", m.plugin) for m in metrics] + [("task", t.plugin) for t in tasks]
+    suite.plugin_versions = {
+        f"{kind}:{plugin}": registry.get(kind, plugin).version for kind, plugin in uses
+    }
+    suite.hash = _sha256(suite.canonical())
+    # The protocol (data, encoders, metrics, tasks, seeds and their plugin versions) without
+    # the entries: results of different generators on one protocol compare, so leaderboards
+    # merge and publish by this hash. Generator versions belong to the entries (``hash``).
+    suite.protocol_hash = _sha256(suite.protocol())
     return suite
 
 

@@ -9,10 +9,14 @@ Layout of the published root (``leaderboard/`` in the repository)::
     site/<suite>-<version>/              the leaderboard folder of each suite version
 
 A submission is refused unless it is a valid results document (docs/results-schema.md) with
-provenance (suite name/version/hash, code version, hardware, date), its suite version and hash
-are registered in ``suites.json``, it embeds no image data, and its mosaics are PNG files inside
-the results folder. Mosaics of real training images are not stored (see
-:func:`medsynbench.leaderboard.build.shows_real_images`).
+provenance (suite name/version/hash, code version, hardware, date), its suite version and
+protocol hash are registered in ``suites.json``, it embeds no image data, and its mosaics are PNG
+files inside the results folder. The protocol hash (``suite.protocol_hash``, see
+:meth:`medsynbench.suite.Suite.protocol`) covers the seeds and the dataset, encoders, metrics and
+tasks with their parameters **and plugin versions**, so results of other versions of those plugins
+are refused; generator versions belong to the entries, so a new generator (or a new version of
+one) is published against the same registered protocol. Mosaics of real training images are not
+stored (see :func:`medsynbench.leaderboard.build.shows_real_images`).
 """
 
 from __future__ import annotations
@@ -156,8 +160,11 @@ def _check_suite(document: dict[str, Any], registry: dict[str, Any], root: Path)
         expected = ", ".join(f"{v.get('version')}: {str(v.get('hash'))[:12]}…" for v in versions)
         raise ResultsError(
             f"suite {name!r} hash {suite_hash[:12]}… does not match the registered hash "
-            f"({expected}; {where}). The results come from a modified suite file or other plugin "
-            f"versions: re-run {versions[0].get('file') or 'the suite'} unchanged with this code."
+            f"({expected}; {where}). The results come from a modified suite file or from other "
+            "versions of its dataset, encoder, metric or task plugins (`medsynbench plugins` "
+            f"lists them): re-run {versions[0].get('file') or 'the suite'} unchanged with the "
+            "code the suite was registered with, or ask the maintainers to register a new suite "
+            "version."
         )
     if match[0].get("version") != version:
         raise ResultsError(
