@@ -2,16 +2,34 @@
 
 How much synthetic data is added (per class, so class balance follows the real split):
 
-* ``ratio = r`` — round(r × real images of that class) synthetic images of that class;
-* ``count = k`` — k synthetic images of every class;
-* neither (the default) — every synthetic image the suite sampled (the generator's ``count``).
+* ``synthetic_ratio = r`` (default 1.0, must be > 0) — round(r × real training images of that
+  class) synthetic images of that class, halves rounded up;
+* ``count = k`` (≥ 1; overrides ``synthetic_ratio``) — k synthetic images of every class.
 
-Images are taken in the order the generator returned them, so the same synthetic set always
-gives the same training set. Asking for more than was sampled is a :class:`TaskError`.
+The number therefore follows the real split the classifier trains on, not how many images
+the generator happened to be asked for (which used to follow the size of its fit split).
+:meth:`ClassifierTask.synthetic_counts` tells the runner how many to sample; images are taken
+in the order the generator returned them, so the same synthetic set always gives the same
+training set. Asking for more than was sampled is a :class:`TaskError`.
+
+How long each arm trains (``budget``):
+
+* ``"steps"`` (default) — both arms take exactly the optimisation steps of the real-only arm,
+  ``epochs`` × ceil(real training images / ``batch_size``) (less a dropped one-image
+  remainder, :func:`~.training.batches_per_pass`). The arm with synthetic images goes through
+  its larger set fewer times, reshuffling each time, with the cosine schedule over the same
+  total. Δ then measures the data, not extra optimisation.
+* ``"epochs"`` — both arms train ``epochs`` passes over their own set (a paper's epoch
+  protocol): the larger set also gets more steps, which confounds Δ with optimisation.
+
+Every task reports the steps taken as ``optimisation_steps`` and, for its primary accuracy,
+the per-image outcomes as ``"correct"`` (0/1 in the evaluation split's order).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,7 +43,9 @@ from medsynbench.params import Param
 from .classifiers import CLASSIFIERS, Classifier, build_classifier
 from .training import (
     TrainConfig,
+    batches_per_pass,
     classification_scores,
+    correct_predictions,
     cpu_threads,
     predict_proba,
     resolve_device,
@@ -47,6 +67,16 @@ def _positive(value: float) -> str | None:
 
 def _nonneg(value: float) -> str | None:
     return None if value >= 0 else f"must be ≥ 0, got {value}"
+
+
+def _synthetic_ratio(value: float) -> str | None:
+    if math.isfinite(value) and value > 0:
+        return None
+    return (
+        f"must be a finite number > 0 (synthetic images per real training image of each "
+        f"class), got {value}; use 1.0 for as many synthetic as real images, or set `count` "
+        f"for a fixed number per class — the real-only arm already is the no-synthetic run"
+    )
 
 
 CLASSIFIER_PARAMETERS: dict[str, Param] = {
@@ -73,15 +103,22 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
         nullable=True, check=_positive_int,
     ),
     "eval_split": Param("test", str, "real split the classifier is evaluated on"),
+    "budget": Param(
+        "steps", str, "steps: both arms take the real-only arm's optimisation steps (epochs × "
+        "batches of the real training split); epochs: each arm trains `epochs` passes over "
+        "its own set (a paper's protocol; more steps for the larger set)",
+        choices=("steps", "epochs"),
+    ),
 }
 
 SYNTHETIC_PARAMETERS: dict[str, Param] = {
-    "ratio": Param(
-        None, float, "synthetic images per real image, per class (null: all sampled)",
-        nullable=True, check=_nonneg,
+    "synthetic_ratio": Param(
+        1.0, float, "synthetic images per real training image, per class (round half up)",
+        check=_synthetic_ratio,
     ),
     "count": Param(
-        None, int, "synthetic images per class (null: all sampled)", nullable=True, check=_nonneg
+        None, int, "synthetic images per class; overrides synthetic_ratio (null: use "
+        "synthetic_ratio)", nullable=True, check=_positive_int,
     ),
 }
 
@@ -96,11 +133,13 @@ class ClassifierTask(Task):
         "auc": "ROC AUC (binary) or macro one-vs-rest AUC (multiclass)",
         "f1": "macro F1",
         "init_pretrained": "1.0 when the classifier started from ImageNet weights, else 0.0",
+        "optimisation_steps": "optimizer steps the classifier took (equal in both arms when "
+        "budget = steps)",
     }
 
     def run_seed(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         """Check the synthetic set, then run :meth:`run_arm` with the CPU thread count pinned
         (and freed CPU memory kept for reuse, :func:`~medsynbench.devices.reuse_cpu_memory`)."""
         if synthetic is not None:
@@ -112,17 +151,14 @@ class ClassifierTask(Task):
 
     def run_arm(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
-    ) -> dict[str, float]:
-        """One seed of one arm (``synthetic=None``: the baseline arm); subclasses implement."""
+    ) -> dict[str, Any]:
+        """One seed of one arm (``synthetic=None``: the baseline arm); subclasses implement.
+
+        Scores are floats, plus ``"correct"`` (list of 0/1) for the primary accuracy."""
         raise NotImplementedError
 
     def check(self) -> None:
-        """``ratio`` and ``count`` exclude each other; ``weights`` needs a torchvision net."""
-        if self.params.get("ratio") is not None and self.params.get("count") is not None:
-            raise ParameterError(
-                f"task {self.name!r}: set either `ratio` or `count` (synthetic images per class), "
-                f"not both"
-            )
+        """``weights`` needs a torchvision net."""
         weights = self.params.get("weights")
         if weights is not None and self.params["classifier"] == "small-cnn":
             raise ParameterError(
@@ -153,31 +189,61 @@ class ClassifierTask(Task):
                 f"resolution and channel count"
             )
 
+    def synthetic_counts(self, train_counts: Sequence[int]) -> list[int]:
+        """Synthetic images per class: ``count`` when set, else round(synthetic_ratio × real
+        training images of the class), halves up (Python's round would take 12.5 to 12)."""
+        count = self.params.get("count")
+        if count is not None:
+            return [int(count)] * len(train_counts)
+        ratio = float(self.params["synthetic_ratio"])
+        return [math.floor(ratio * int(n) + 0.5) for n in train_counts]
+
+    def _selection_rule(self) -> str:
+        count = self.params.get("count")
+        if count is not None:
+            return f"count = {count}"
+        return f"synthetic_ratio = {self.params['synthetic_ratio']}"
+
     def select_synthetic(self, data: DataSplits, synthetic: ImageSet) -> ImageSet:
-        """The synthetic images this task uses, per ``ratio`` / ``count`` (see module doc)."""
+        """The synthetic images this task uses, per :meth:`synthetic_counts` (module doc)."""
         self.check_synthetic(data, synthetic)
-        ratio, count = self.params.get("ratio"), self.params.get("count")
-        if ratio is None and count is None:
-            return synthetic
-        real_counts = data.train.counts(data.n_classes)
+        wanted = self.synthetic_counts(data.train.counts(data.n_classes).tolist())
         available = synthetic.counts(data.n_classes)
+        rule = self._selection_rule()
+        key = rule.split()[0]
         chosen: list[np.ndarray] = []
         for c, name in enumerate(data.class_names):
-            wanted = round(ratio * real_counts[c]) if ratio is not None else int(count)
-            if wanted > available[c]:
-                how = f"ratio = {ratio}" if ratio is not None else f"count = {count}"
+            if wanted[c] > available[c]:
                 raise TaskError(
-                    f"task {self.name!r}: {how} asks for {wanted} synthetic images of class "
+                    f"task {self.name!r}: {rule} asks for {wanted[c]} synthetic images of class "
                     f"{name!r} but only {available[c]} were sampled; raise the generator's "
-                    f"`count` in the suite or lower the task's {how.split()[0]}"
+                    f"`count` in the suite to at least {wanted[c]} or lower the task's `{key}`"
                 )
-            chosen.append(np.flatnonzero(synthetic.labels == c)[:wanted])
+            chosen.append(np.flatnonzero(synthetic.labels == c)[: wanted[c]])
+        if sum(wanted) == 0:
+            raise TaskError(
+                f"task {self.name!r}: {rule} selects 0 synthetic images (real training counts "
+                f"per class {data.train.counts(data.n_classes).tolist()}), so the treated arm "
+                f"would be the real-only arm; raise `synthetic_ratio` or set `count`"
+            )
         return synthetic.subset(np.sort(np.concatenate(chosen)))
 
     # -- training ---------------------------------------------------------------------------
-    def config(self, ctx: RunContext, epochs: int | None = None, label: str = "") -> TrainConfig:
+    def step_budget(self, data: DataSplits) -> int | None:
+        """Optimisation steps of every arm under ``budget = "steps"``: those of the real-only
+        arm, which trains on ``data.train``; None under ``"epochs"`` (each arm its own)."""
+        if self.params["budget"] == "epochs":
+            return None
+        per_pass = batches_per_pass(len(data.train), int(self.params["batch_size"]))
+        return int(self.params["epochs"]) * per_pass
+
+    def config(
+        self, ctx: RunContext, epochs: int | None = None, label: str = "",
+        steps: int | None = None,
+    ) -> TrainConfig:
         """The optimisation settings from the task parameters and ``ctx.device``."""
         return TrainConfig(
+            steps=steps,
             epochs=int(epochs if epochs is not None else self.params["epochs"]),
             batch_size=int(self.params["batch_size"]),
             lr=float(self.params["lr"]),
@@ -207,8 +273,9 @@ class ClassifierTask(Task):
         ctx: RunContext,
         label: str = "",
     ) -> tuple[Classifier, dict[str, float], TrainConfig]:
-        """Seed, build and train a classifier on ``train``; return it, its facts and config."""
-        cfg = self.config(ctx, label=label)
+        """Seed, build and train a classifier on ``train`` for this task's budget
+        (:meth:`step_budget`); return it, its facts and config."""
+        cfg = self.config(ctx, label=label, steps=self.step_budget(data))
         with seeded(seed) as order:
             model, pretrained = self.new_classifier(data)
             images = to_device_tensor(train.images, cfg.device)
@@ -219,10 +286,12 @@ class ClassifierTask(Task):
 
     def evaluate(
         self, model: Classifier, split: ImageSet, n_classes: int, cfg: TrainConfig, prefix: str = ""
-    ) -> dict[str, float]:
-        """Scores of ``model`` on a real split."""
+    ) -> tuple[dict[str, float], list[int]]:
+        """Scores of ``model`` on a real split, and its per-image outcomes (1 = correct) behind
+        the accuracy."""
         probs = predict_proba(model, to_device_tensor(split.images, cfg.device), cfg)
-        return classification_scores(split.labels, probs, n_classes, prefix)
+        scores = classification_scores(split.labels, probs, n_classes, prefix)
+        return scores, correct_predictions(split.labels, probs)
 
     def eval_split(self, data: DataSplits) -> ImageSet:
         """The evaluation split named by ``eval_split`` (TaskError when absent)."""
@@ -239,8 +308,6 @@ class ClassifierTask(Task):
         if synthetic is None:
             return data.train, 0
         extra = self.select_synthetic(data, synthetic)
-        if len(extra) == 0:
-            return data.train, 0
         return ImageSet.concat([data.train, extra]), len(extra)
 
     @staticmethod

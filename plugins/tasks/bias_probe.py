@@ -13,12 +13,13 @@ or any dataset providing the same two probe splits) this task trains the classif
 classifier that reads the anatomy, large when a misleading marker flips its decisions.
 The primary score is ``accuracy_swapped`` (higher is better: robust to the shortcut), so a
 positive Δ means the entry's images *reduce* marker reliance and a negative Δ that the
-generator passed the bias on. ``marker_gap`` is reported per seed beside it.
+generator passed the bias on. ``marker_gap`` is reported per seed beside it, and
+``"correct"`` holds the per-image outcomes on ``test_swapped`` (those behind the primary).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from medsynbench.data import DataSplits, ImageSet
 from medsynbench.errors import TaskError
@@ -34,7 +35,7 @@ class BiasProbe(ClassifierTask):
     """Accuracy with markers swapped between classes vs removed: marker reliance per entry."""
 
     name: ClassVar[str] = "bias-probe"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "2.0.0"
     description: ClassVar[str] = (
         "Marker reliance: accuracy on test images with class markers swapped vs removed "
         "(needs splits test_swapped and test_nomarker, e.g. phantom-xray with marker_rate > 0)"
@@ -74,7 +75,7 @@ class BiasProbe(ClassifierTask):
 
     def run_arm(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         """Train like ``augmentation``; score on the marked, swapped and marker-free tests."""
         swapped, nomarker = self.probe_splits(data)
         evaluation = self.eval_split(data)
@@ -82,9 +83,9 @@ class BiasProbe(ClassifierTask):
         arm = "real only" if synthetic is None else "real + synthetic"
         model, facts, cfg = self.train_on(data, train, seed, ctx, f"{arm}, seed {seed}")
         k = data.n_classes
-        scores = self.evaluate(model, evaluation, k, cfg)
-        on_swapped = self.evaluate(model, swapped, k, cfg, prefix="swapped_")
-        on_nomarker = self.evaluate(model, nomarker, k, cfg, prefix="nomarker_")
+        scores, _ = self.evaluate(model, evaluation, k, cfg)
+        on_swapped, correct = self.evaluate(model, swapped, k, cfg, prefix="swapped_")
+        on_nomarker, _ = self.evaluate(model, nomarker, k, cfg, prefix="nomarker_")
         probe = {
             "accuracy_swapped": on_swapped["swapped_accuracy"],
             "accuracy_nomarker": on_nomarker["nomarker_accuracy"],
@@ -92,4 +93,5 @@ class BiasProbe(ClassifierTask):
             "auc_nomarker": on_nomarker["nomarker_auc"],
         }
         probe["marker_gap"] = probe["accuracy_nomarker"] - probe["accuracy_swapped"]
-        return {**scores, **probe, **self.describe(facts, n_synthetic=n_synthetic)}
+        facts = self.describe(facts, n_synthetic=n_synthetic)
+        return {**scores, **probe, **facts, "correct": correct}

@@ -4,6 +4,9 @@ Protocol (Xing et al., cross-task utility): per seed, train the classifier on th
 real training split plus the entry's synthetic images (baseline arm: real only, same seed);
 use its penultimate-layer features of a **second dataset D** to fit a scikit-learn SVM on D's
 training split and score it on D's test split. Δ is the SVM's gain from the synthetic data.
+As in ``augmentation``, ``budget = "steps"`` (default) gives both arms' networks the same
+number of optimisation steps; ``"correct"`` holds the SVM's per-image outcomes on D's test
+split (those behind the primary accuracy).
 
 D is any registered dataset plugin, given as a parameter table::
 
@@ -33,7 +36,7 @@ from medsynbench.kinds import RunContext
 from medsynbench.params import Param
 
 from .base import ClassifierTask
-from .training import classification_scores, embed, to_device_tensor
+from .training import classification_scores, correct_predictions, embed, to_device_tensor
 
 __all__ = ["CrossTaskSVM"]
 
@@ -46,7 +49,7 @@ class CrossTaskSVM(ClassifierTask):
     """Features of a classifier trained with synthetic data → SVM on a second dataset D."""
 
     name: ClassVar[str] = "cross-task-svm"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "2.0.0"
     description: ClassVar[str] = (
         "Classifier trained on real + synthetic (baseline: real) → penultimate features of a "
         "second dataset D → SVM accuracy/AUC on D's test split"
@@ -70,6 +73,8 @@ class CrossTaskSVM(ClassifierTask):
         "init_pretrained": "1.0 when the classifier started from ImageNet weights, else 0.0",
         "source_accuracy": "the classifier's own accuracy on the suite dataset's eval split",
         "d_train_images": "images of D the SVM was fitted on",
+        "n_synthetic": "synthetic training images added",
+        "optimisation_steps": ClassifierTask.scores["optimisation_steps"],
     }
 
     def check(self) -> None:
@@ -107,13 +112,13 @@ class CrossTaskSVM(ClassifierTask):
 
     def run_arm(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         """Train with (or without) synthetic images, then fit and score the SVM on D."""
         second = self.second_dataset(ctx)
         train, n_synthetic = self.training_set(data, synthetic)
         arm = "real only" if synthetic is None else "real + synthetic"
         model, facts, cfg = self.train_on(data, train, seed, ctx, f"{arm}, seed {seed}")
-        source = self.evaluate(model, self.eval_split(data), data.n_classes, cfg)
+        source, _ = self.evaluate(model, self.eval_split(data), data.n_classes, cfg)
 
         if model.spec.size is None:  # features of D at the resolution the network learned
             model.spec = replace(model.spec, size=data.image_shape[1:])
@@ -145,12 +150,10 @@ class CrossTaskSVM(ClassifierTask):
         else:
             scores[:, classes] = decision
         result = classification_scores(d_test.labels, scores, second.n_classes)
-        return {
-            **result,
-            **self.describe(
-                facts,
-                source_accuracy=source["accuracy"],
-                n_synthetic=n_synthetic,
-                d_train_images=len(d_train),
-            ),
-        }
+        facts = self.describe(
+            facts,
+            source_accuracy=source["accuracy"],
+            n_synthetic=n_synthetic,
+            d_train_images=len(d_train),
+        )
+        return {**result, **facts, "correct": correct_predictions(d_test.labels, scores)}

@@ -3,11 +3,14 @@
 Protocol (Nan et al., pathology and X-ray): per seed,
 
 1. pretrain the classifier on the synthetic images **only** (treated arm) — or on the real
-   training split (baseline arm, ``synthetic=None``) — for ``epochs``;
+   training split (baseline arm, ``synthetic=None``) — for ``epochs``; with the default
+   ``budget = "steps"`` the synthetic arm takes the real arm's number of optimisation steps
+   whatever its set size, and its images are those ``synthetic_ratio`` / ``count`` select
+   (:mod:`.base`);
 2. freeze everything but the last layer, re-initialise that layer and fine-tune it for
    ``finetune_epochs`` (default 20) on a stratified ``finetune_fraction`` (default 50%) of the
    real training split — the same images in both arms for a seed;
-3. evaluate on the real ``eval_split``.
+3. evaluate on the real ``eval_split`` (``"correct"``: the per-image outcomes there).
 
 The frozen backbone runs in eval mode (BatchNorm statistics fixed) and without augmentation,
 so step 2 trains a linear layer on features computed once — identical to fine-tuning the last
@@ -16,17 +19,23 @@ layer of the frozen network, and far cheaper. Δ > 0 means synthetic pretraining
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from medsynbench.data import DataSplits, ImageSet
-from medsynbench.errors import TaskError
 from medsynbench.kinds import RunContext
 from medsynbench.params import Param
 
 from .base import ClassifierTask
-from .training import TrainConfig, classification_scores, embed, seeded, to_device_tensor
+from .training import (
+    TrainConfig,
+    classification_scores,
+    correct_predictions,
+    embed,
+    seeded,
+    to_device_tensor,
+)
 from .training import train_linear_head as fit_head
 
 __all__ = ["FeatureExtraction", "stratified_fraction"]
@@ -59,7 +68,7 @@ class FeatureExtraction(ClassifierTask):
     """Pretrain on synthetic only (baseline: real), freeze, fine-tune the last layer on real."""
 
     name: ClassVar[str] = "feature-extraction"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "2.0.0"
     description: ClassVar[str] = (
         "Pretrain on synthetic images only (baseline: on real), freeze, fine-tune the last layer "
         "on 50% of the real training split, score on held-out real data"
@@ -78,22 +87,15 @@ class FeatureExtraction(ClassifierTask):
         **ClassifierTask.scores,
         "pretrain_images": "images the backbone was pretrained on",
         "finetune_images": "real images the last layer was fine-tuned on",
-        "final_train_loss": "mean cross-entropy of the last pretraining epoch",
+        "final_train_loss": "mean cross-entropy of the last pretraining pass",
     }
 
     def run_arm(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         """Pretrain on synthetic (or real), then fine-tune the head on real and score."""
         evaluation = self.eval_split(data)
-        if synthetic is None:
-            pretrain = data.train
-        else:
-            pretrain = self.select_synthetic(data, synthetic)
-            if len(pretrain) == 0:
-                raise TaskError(
-                    f"task {self.name!r}: ratio/count selected 0 synthetic images to pretrain on"
-                )
+        pretrain = data.train if synthetic is None else self.select_synthetic(data, synthetic)
         arm = "pretrained on real" if synthetic is None else "pretrained on synthetic"
         model, facts, cfg = self.train_on(data, pretrain, seed, ctx, f"{arm}, seed {seed}")
 
@@ -116,9 +118,5 @@ class FeatureExtraction(ClassifierTask):
         with torch.no_grad():
             logits = head(torch.from_numpy(test_features)).softmax(dim=1).numpy()
         scores = classification_scores(evaluation.labels, logits, data.n_classes)
-        return {
-            **scores,
-            **self.describe(
-                facts, pretrain_images=len(pretrain), finetune_images=len(subset)
-            ),
-        }
+        facts = self.describe(facts, pretrain_images=len(pretrain), finetune_images=len(subset))
+        return {**scores, **facts, "correct": correct_predictions(evaluation.labels, logits)}

@@ -8,8 +8,15 @@ and turns on ``torch.use_deterministic_algorithms``; the data order comes from a
 ``torch.Generator`` seeded from the same seed. On CPU one seed gives bit-identical results;
 on CUDA, AMP (bfloat16 autocast) and cuDNN heuristics make results close but not identical.
 
+Budget: ``TrainConfig.steps`` fixes the number of optimisation steps independently of the
+set size, so two arms trained on sets of different sizes can take the same number of steps
+(:func:`batch_schedule` reshuffles each time the set is used up); ``steps=None`` trains for
+``epochs`` passes. A final batch of a single image is dropped from every pass (BatchNorm
+cannot train on one image), and the steps it would have taken are never counted — in the
+step budget, in the cosine schedule or in the reported ``optimisation_steps``.
+
 Divergence is reported, not hidden: a non-finite loss raises :class:`TaskError` naming the
-epoch, step and learning rate, so a failed classifier never appears as a chance-level score.
+step, pass and learning rate, so a failed classifier never appears as a chance-level score.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ from .classifiers import Classifier, preprocess
 
 __all__ = [
     "TrainConfig",
+    "batch_schedule",
+    "batches_per_pass",
     "classification_scores",
+    "correct_predictions",
     "cpu_threads",
     "embed",
     "predict_proba",
@@ -46,7 +56,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings shared by the tasks (Adam, cosine learning-rate decay)."""
+    """Optimisation settings shared by the tasks (Adam, cosine learning-rate decay).
+
+    ``steps`` (when set) is the whole budget and ``epochs`` is ignored by
+    :func:`train_classifier`: the equal-steps comparison of two arms needs a count that does
+    not grow with the training set.
+    """
 
     epochs: int
     batch_size: int
@@ -55,9 +70,42 @@ class TrainConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp: bool = True
     label: str = "classifier"  # names the run in error messages
+    steps: int | None = None  # total optimisation steps; None: epochs × batches_per_pass(n)
 
 
 resolve_device = torch_device  # "auto" → cuda when available; ParameterError otherwise
+
+
+def batches_per_pass(n: int, batch_size: int) -> int:
+    """Optimisation steps in one pass over ``n`` images: ceil(n / batch_size), less a final
+    batch of a single image (dropped: BatchNorm cannot train on it). At least 1 when n ≥ 1."""
+    full, rest = divmod(n, batch_size)
+    drops_single = rest == 1 and full > 0
+    return full + (1 if rest > 0 and not drops_single else 0)
+
+
+def batch_schedule(
+    n: int, batch_size: int, steps: int, generator: torch.Generator
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(pass, step, index)`` for exactly ``steps`` batches over ``n`` images.
+
+    Each pass is a fresh permutation drawn from ``generator``, cut into batches of
+    ``batch_size`` (a single-image remainder is skipped, see :func:`batches_per_pass`); a
+    budget that ends inside a pass stops there. With ``steps = epochs × batches_per_pass(n)``
+    this is exactly ``epochs`` passes, drawing the same permutations as an epoch loop.
+    """
+    per_pass = batches_per_pass(n, batch_size)
+    if n < 1 or per_pass < 1:
+        return
+    step = 0
+    for pass_ in range(math.ceil(steps / per_pass)):
+        order = torch.randperm(n, generator=generator)
+        for batch in range(per_pass):
+            if step == steps:
+                return
+            yield pass_, step, order[batch * batch_size : (batch + 1) * batch_size]
+            step += 1
+
 
 @contextmanager
 def seeded(seed: int) -> Iterator[torch.Generator]:
@@ -111,6 +159,9 @@ def train_classifier(
     """Train ``model`` (or only ``parameters``) with cross-entropy; return training facts.
 
     ``images`` is a uint8 tensor on ``cfg.device``; ``generator`` fixes the data order.
+    The budget is ``cfg.steps`` optimisation steps when set, else ``cfg.epochs`` passes
+    (:func:`batch_schedule`); the cosine schedule decays to 0 over that budget, and the steps
+    taken are returned as ``optimisation_steps``.
     When the whole model was trained, its BatchNorm statistics are recalibrated afterwards
     (:func:`recalibrate_batchnorm`; ``recalibrate=False`` skips it, e.g. to time epochs).
     Raises TaskError when the loss becomes non-finite.
@@ -121,41 +172,44 @@ def train_classifier(
     _prepare(model, cfg)
     params = parameters if parameters is not None else list(model.parameters())
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = max(1, cfg.epochs * steps_per_epoch)
+    total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * batches_per_pass(
+        n, cfg.batch_size
+    )
+    if total_steps < 1:
+        raise TaskError(f"{cfg.label}: a budget of {total_steps} optimisation steps trains nothing")
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     labels = labels.to(cfg.device)
     model.train()
     start = time.perf_counter()
-    loss_sum, seen = 0.0, 0
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator).to(cfg.device)
-        loss_sum, seen = 0.0, 0
-        for step in range(steps_per_epoch):
-            index = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            if index.numel() < 2 and n >= 2:
-                continue  # BatchNorm cannot train on one image; the remainder is dropped
-            with _autocast(cfg):
-                logits = model(_input(images[index], model, cfg))
-                loss = F.cross_entropy(logits.float(), labels[index])
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TaskError(
-                    f"{cfg.label} diverged: loss is {value} at epoch {epoch + 1}, step {step + 1} "
-                    f"(lr = {cfg.lr:g}); lower the task's `lr` or check the training images"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += value * int(index.numel())
-            seen += int(index.numel())
+    loss_sum, seen, last_pass, taken = 0.0, 0, 0, 0
+    for pass_, step, index in batch_schedule(n, cfg.batch_size, total_steps, generator):
+        if pass_ != last_pass:  # the loss reported is that of the last (possibly partial) pass
+            loss_sum, seen, last_pass = 0.0, 0, pass_
+        index = index.to(cfg.device)
+        with _autocast(cfg):
+            logits = model(_input(images[index], model, cfg))
+            loss = F.cross_entropy(logits.float(), labels[index])
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TaskError(
+                f"{cfg.label} diverged: loss is {value} at step {step + 1} of {total_steps} "
+                f"(pass {pass_ + 1} over the training set, lr = {cfg.lr:g}); lower the task's "
+                f"`lr` or check the training images"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += value * int(index.numel())
+        seen += int(index.numel())
+        taken += 1
     if parameters is None and recalibrate:
         recalibrate_batchnorm(model, images, cfg)
     return {
         "final_train_loss": loss_sum / max(seen, 1),
         "train_seconds": time.perf_counter() - start,
         "train_images": float(n),
+        "optimisation_steps": float(taken),
     }
 
 
@@ -257,6 +311,13 @@ def train_linear_head(
     return head.eval()
 
 
+def correct_predictions(y_true: np.ndarray, scores: np.ndarray) -> list[int]:
+    """1 where the argmax of ``scores`` (N×K) is the true label, else 0, in the split's order:
+    the per-image outcomes behind the ``accuracy`` of :func:`classification_scores`."""
+    hits = np.asarray(scores).argmax(axis=1) == np.asarray(y_true)
+    return [int(hit) for hit in hits]
+
+
 def classification_scores(
     y_true: np.ndarray, scores: np.ndarray, n_classes: int, prefix: str = ""
 ) -> dict[str, float]:
@@ -273,6 +334,7 @@ def classification_scores(
 
     y_true = np.asarray(y_true)
     pred = scores.argmax(axis=1)
+    hits = correct_predictions(y_true, scores)
     present = np.unique(y_true)
     if present.size < 2:
         raise TaskError(
@@ -284,7 +346,7 @@ def classification_scores(
     else:
         auc = float(np.mean([roc_auc_score(y_true == c, scores[:, c]) for c in present]))
     values = {
-        "accuracy": float(np.mean(pred == y_true)),
+        "accuracy": float(np.mean(hits)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)),
         "auc": auc,
         "f1": float(f1_score(y_true, pred, average="macro", labels=present, zero_division=0)),

@@ -41,3 +41,19 @@ def splits() -> DataSplits:
 @pytest.fixture
 def synthetic() -> ImageSet:
     return blobs(24, 2, 16, seed=7)
+
+
+@pytest.fixture
+def optimizer_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every Adam step taken while the test runs (one list entry per call)."""
+    import torch
+
+    calls: list[int] = []
+    original = torch.optim.Adam.step
+
+    def counted(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    return calls

@@ -9,6 +9,9 @@ from medsynbench.errors import TaskError
 from medsynbench.plugins.tasks.bias_probe import BiasProbe
 
 FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}
+# equal budgets: the treated arm (96 images) gets the real arm's 8 × 3 = 24 steps, the count
+# it took under the old epoch budget with 4 epochs
+EQUAL_STEPS = {**FAST, "epochs": 8}
 CUE = 25  # brightness of the "anatomy" finding of class 1: learnable, but weaker than the marker
 
 
@@ -47,17 +50,23 @@ def test_marker_reliance_is_measured(ctx: RunContext) -> None:
         scores["accuracy_nomarker"] - scores["accuracy_swapped"]
     )
     assert scores["marker_gap"] > 0.3
+    # "correct" is the swapped split's per-image outcomes, not the marked test's
+    assert len(scores["correct"]) == 24
+    assert sum(scores["correct"]) / 24 == scores["accuracy_swapped"]
+    assert scores["accuracy_swapped"] != scores["accuracy"]
 
 
 def test_synthetic_images_with_uninformative_markers_reduce_reliance(ctx: RunContext) -> None:
     labels = np.repeat([0, 1], 24)
     random_slots = np.random.default_rng(3).integers(0, 2, size=48)
     synthetic = ImageSet(radiographs(labels, random_slots, 9), labels)
-    task = BiasProbe(**FAST)
+    task = BiasProbe(**EQUAL_STEPS)
     for seed in (0, 1):
         base = task.run_seed(marker_splits(), None, seed, ctx)
         treated = task.run_seed(marker_splits(), synthetic, seed, ctx)
         assert treated["n_synthetic"] == 48.0
+        assert base["optimisation_steps"] == treated["optimisation_steps"] == 24.0
+        assert sum(treated["correct"]) / 24 == treated["accuracy_swapped"]
         assert treated["accuracy_swapped"] > base["accuracy_swapped"] + 0.5
         assert treated["marker_gap"] < base["marker_gap"] - 0.3
 

@@ -19,11 +19,14 @@ class QuadrantsRGB(Dataset):
     """Dataset D for the tests: 3 classes, RGB, 24 px (the suite's data: 2 classes, gray, 16 px)."""
 
     name: ClassVar[str] = "test-quadrants-rgb"
-    parameters: ClassVar[dict[str, Param]] = {"n": Param(16, int, "train images per class")}
+    parameters: ClassVar[dict[str, Param]] = {
+        "n": Param(16, int, "train images per class"),
+        "n_test": Param(8, int, "test images per class"),
+    }
 
     def load(self, ctx: RunContext) -> DataSplits:
-        return make_splits(n_classes=3, n_train=self.params["n"], n_test=8, size=24, seed=5,
-                           channels=3)
+        return make_splits(n_classes=3, n_train=self.params["n"], n_test=self.params["n_test"],
+                           size=24, seed=5, channels=3)
 
 
 @pytest.fixture
@@ -46,6 +49,20 @@ def test_dataset_with_different_classes_is_allowed(
     assert base["source_accuracy"] > 0.7  # the classifier itself learned the suite's task
     # features of a network that learned "bright quadrant" separate D's quadrant classes
     assert base["accuracy"] > 1 / 3
+
+
+def test_equal_steps_and_correct_on_d(
+    splits: DataSplits, synthetic: ImageSet, registry_ctx: RunContext
+) -> None:
+    # D's test split has 3 × 5 = 15 images (the suite's has 24): "correct" is about D's
+    task = CrossTaskSVM(dataset={"plugin": "test-quadrants-rgb", "n": 12, "n_test": 5}, **FAST)
+    base = task.run_seed(splits, None, 0, registry_ctx)
+    treated = task.run_seed(splits, synthetic, 0, registry_ctx)
+    # 3 epochs × ceil(48 / 16) = 9 steps, also for the 96 real + synthetic images
+    assert base["optimisation_steps"] == treated["optimisation_steps"] == 9.0
+    for scores in (base, treated):
+        assert len(scores["correct"]) == 15
+        assert sum(scores["correct"]) / 15 == scores["accuracy"]
 
 
 def test_dataset_table_needs_a_plugin() -> None:

@@ -1,0 +1,80 @@
+"""The training loop's budget (steps vs passes), its batches and the per-image outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from medsynbench.errors import TaskError
+from medsynbench.plugins.tasks.classifiers import build_classifier
+from medsynbench.plugins.tasks.training import (
+    TrainConfig,
+    batch_schedule,
+    batches_per_pass,
+    classification_scores,
+    correct_predictions,
+    seeded,
+    train_classifier,
+)
+
+from .conftest import blobs
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "expected"),
+    [
+        (48, 16, 3),  # 16 + 16 + 16
+        (34, 16, 3),  # 16 + 16 + 2
+        (33, 16, 2),  # 16 + 16, the single remaining image is dropped
+        (17, 16, 1),
+        (1, 16, 1),  # a one-image set still trains (nothing else to do)
+        (5, 1, 5),  # batch_size = 1 was asked for: single-image steps are kept
+        (0, 16, 0),
+    ],
+)
+def test_batches_per_pass(n: int, batch_size: int, expected: int) -> None:
+    assert batches_per_pass(n, batch_size) == expected
+
+
+def test_batch_schedule_reshuffles_after_each_pass() -> None:
+    # 5 images, batches of 2: two batches per pass (the fifth image is the dropped remainder),
+    # so a budget of 5 steps is passes 0, 0, 1, 1, 2, each a fresh permutation
+    batches = list(batch_schedule(5, 2, 5, torch.Generator().manual_seed(0)))
+    assert [(p, s) for p, s, _ in batches] == [(0, 0), (0, 1), (1, 2), (1, 3), (2, 4)]
+    assert all(index.numel() == 2 for _, _, index in batches)
+    reference = torch.Generator().manual_seed(0)
+    perms = [torch.randperm(5, generator=reference) for _ in range(3)]
+    expected = [perms[0][:2], perms[0][2:4], perms[1][:2], perms[1][2:4], perms[2][:2]]
+    for (_, _, index), want in zip(batches, expected, strict=True):
+        assert torch.equal(index, want)
+    assert len(set(torch.cat([b[2] for b in batches[:2]]).tolist())) == 4  # no repeats in a pass
+
+
+def test_train_classifier_takes_the_step_budget() -> None:
+    images = blobs(17, 2, 16)  # 34 images: 3 batches of 16, 16, 2 per pass
+    x = torch.from_numpy(images.images)
+    y = torch.from_numpy(np.asarray(images.labels))
+    by_epochs = TrainConfig(epochs=2, batch_size=16, lr=0.01)
+    by_steps = TrainConfig(epochs=2, batch_size=16, lr=0.01, steps=7)
+    for cfg, expected in ((by_epochs, 6.0), (by_steps, 7.0)):
+        with seeded(0) as order:
+            model, _ = build_classifier("small-cnn", 1, 2)
+            facts = train_classifier(model, x, y, cfg, order)
+        assert facts["optimisation_steps"] == expected
+
+
+def test_a_zero_step_budget_is_refused() -> None:
+    images = blobs(4, 2, 16)
+    with seeded(0) as order, pytest.raises(TaskError, match="0 optimisation steps"):
+        model, _ = build_classifier("small-cnn", 1, 2)
+        train_classifier(
+            model, torch.from_numpy(images.images), torch.from_numpy(images.labels),
+            TrainConfig(epochs=1, batch_size=4, lr=0.01, steps=0), order,
+        )
+
+
+def test_correct_predictions_are_the_accuracy_per_image() -> None:
+    y_true = np.array([0, 1, 1, 0])
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])  # argmax 0, 1, 0, 0
+    assert correct_predictions(y_true, scores) == [1, 1, 0, 1]
+    assert classification_scores(y_true, scores, 2)["accuracy"] == 0.75
