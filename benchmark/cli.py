@@ -41,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"stages: {', '.join(STAGES)}"
         )
     registry = get_registry()
-    suite = load_suite(args.suite, registry)
+    suite = load_suite(args.suite, registry, args.allow_underpowered)
     out_dir = Path(args.out).expanduser() if args.out else suite.output_dir
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else suite.cache_dir
     console = Console(stderr=True)
@@ -77,13 +77,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .suite import load_suite
+    from .suite import load_suite, power_report
 
     registry = get_registry()
     status = 0
     for path in args.suites:
         try:
-            suite = load_suite(path, registry)
+            suite = load_suite(path, registry, args.allow_underpowered)
         except MedSynBenchError as exc:
             print(f"✗ {exc}", file=sys.stderr)
             status = 2
@@ -92,6 +92,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             f"✓ {path}: suite {suite.name!r}, {len(suite.entries)} entries, "
             f"{len(suite.metrics)} metrics, {len(suite.tasks)} tasks, hash {suite.hash[:12]}"
         )
+        for row in power_report(suite, registry):
+            print(
+                f"  power: {row['task']}, {row['size']} {row['family']}, {row['seeds']} seeds → "
+                f"smallest Holm p {row['min_adjusted_p']:.3g} "
+                f"({'can' if row['reachable'] else 'CANNOT'} reach 0.05; "
+                f"needs ≥ {row['seeds_needed']} seeds)"
+            )
     return status
 
 
@@ -150,10 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", action="append", default=[], metavar="ENTRY", help="run only ENTRY (repeatable)"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    underpowered = (
+        "run even when the suite's seeds cannot reach p < 0.05 for its number of entries"
+    )
+    run.add_argument("--allow-underpowered", action="store_true", help=underpowered)
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check suite files without running them")
     validate.add_argument("suites", nargs="+", type=Path)
+    validate.add_argument("--allow-underpowered", action="store_true", help=underpowered)
     validate.set_defaults(func=_cmd_validate)
 
     plugins = sub.add_parser("plugins", help="list every plugin with its distribution and version")

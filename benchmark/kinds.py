@@ -286,8 +286,8 @@ class Task(Plugin):
 
     def run_seed(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
-    ) -> dict[str, float]:
-        """Run one seed of one arm and return its scores."""
+    ) -> dict[str, Any]:
+        """Run one seed of one arm and return its scores (floats, plus optional ``correct``)."""
         raise NotImplementedError
 
     def synthetic_counts(self, train_counts: Sequence[int]) -> list[int] | None:

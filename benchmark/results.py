@@ -1,5 +1,11 @@
-"""Results: metric units, the results.json document (see docs/results-schema.md), CSV and a
-first leaderboard.md ranked by utility."""
+"""Results: metric units, the results.json document (see docs/results-schema.md), CSV and the
+run's own leaderboard.md.
+
+results.json keeps raw numbers only — per-seed task scores of both arms, per-test-image
+correctness, raw metric values. Δ, intervals, p-values, the multiplicity correction, ranks and
+board-derived quantities (variety V) are computed by the leaderboard over the entries on a
+board (:mod:`medsynbench.leaderboard.verdict`); the run's leaderboard.md is such a board.
+"""
 
 from __future__ import annotations
 
@@ -9,100 +15,59 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import content_key, write_atomic
-from .kinds import Encoder, Metric, MetricInputs, Task
+from .cache import write_atomic
+from .kinds import Metric, Task
+from .stats import pack_correct
 
 if TYPE_CHECKING:
-    from .runner import EntryState, Runner
-    from .suite import MetricSpec
+    from .runner import Runner
 
-__all__ = ["SCHEMA_VERSION", "build_results", "run_metric", "write_results"]
+__all__ = ["SCHEMA_VERSION", "build_results", "write_results"]
 
-SCHEMA_VERSION = 1
-
-
-def run_metric(runner: Runner, entry: EntryState, spec: MetricSpec) -> None:
-    """Compute one metric for one entry (a cached unit) and store it on the entry."""
-    cls = runner.registry.get("metric", spec.plugin)
-    metric = runner.registry.create("metric", spec.plugin, spec.params)
-    assert isinstance(metric, Metric) and entry.synthetic is not None
-    data, split = runner.data, entry.spec.split
-    if spec.encoder is None:
-        real, synthetic, heldout = data[split].images, entry.synthetic.images, data.test.images
-        representation: Literal["features", "codes", "images"] = "images"
-        sources = [f"{runner.prepare_key}/{split}", entry.sample_key]
-    else:
-        reps = runner.representations
-        real = reps[(spec.encoder, f"real:{split}")]
-        synthetic = reps[(spec.encoder, entry.spec.name)]
-        heldout = reps[(spec.encoder, "real:test")]
-        encoder_cls = runner.registry.get("encoder", runner.suite.encoders[spec.encoder].plugin)
-        assert issubclass(encoder_cls, Encoder)
-        representation = encoder_cls.output
-        sources = [runner._encoder_keys[spec.encoder], runner.prepare_key, split, entry.sample_key]
-    inputs = MetricInputs(
-        real=np.asarray(real),
-        synthetic=np.asarray(synthetic),
-        heldout=np.asarray(heldout),
-        real_labels=data[split].labels,
-        synthetic_labels=entry.synthetic.labels,
-        class_names=data.class_names,
-        representation=representation,
-        encoder=spec.encoder,
-    )
-    key = content_key(
-        stage="metrics",
-        plugin=spec.plugin,
-        version=cls.version,
-        params=spec.params,
-        sources=sources,
-    )
-    _, values = runner._unit(
-        "metrics",
-        key,
-        f"{spec.name} {entry.spec.name}",
-        {"metric": spec.name},
-        lambda workdir: {
-            k: float(v)
-            for k, v in metric.compute(inputs, runner._ctx(runner.base_seed, workdir)).items()
-        },
-        entry,
-    )
-    entry.metrics[spec.name] = values
+SCHEMA_VERSION = 2
 
 
 def _metric_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
-    """entry name → "<metric>.<quantity>" → value record, with cross-entry quantities added."""
+    """entry name → "<metric>.<quantity>" → value record (board-derived ones with no value)."""
     blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in runner.entries}
     for spec in runner.suite.metrics:
         cls = runner.registry.get("metric", spec.plugin)
         assert issubclass(cls, Metric)
-        values = {
-            e.spec.name: e.metrics[spec.name]
-            for e in runner.entries
-            if e.ok and spec.name in e.metrics
-        }
-        extra = cls.across_entries(values) if values and hasattr(cls, "across_entries") else {}
-        for entry_name, quantities in values.items():
-            for quantity, value in {**quantities, **extra.get(entry_name, {})}.items():
+        for entry in runner.entries:
+            if not entry.ok or spec.name not in entry.metrics:
+                continue
+            flags = [*runner.flags.get(spec.encoder or "", []),
+                     *entry.flags.get(f"metrics:{spec.name}", [])]
+            block = blocks[entry.spec.name]
+            for quantity, value in entry.metrics[spec.name].items():
                 q = cls.quantities.get(quantity)
-                blocks[entry_name][f"{spec.name}.{quantity}"] = {
+                block[f"{spec.name}.{quantity}"] = {
                     "value": None if value is None or not np.isfinite(value) else float(value),
                     "axis": q.axis if q else "fidelity",
                     "higher_is_better": q.higher_is_better if q else None,
                     "encoder": spec.encoder,
-                    "flags": runner.flags.get(spec.encoder or "", []),
+                    "flags": flags,
                 }
+            for quantity, q in cls.quantities.items():
+                if q.board_rule:
+                    block[f"{spec.name}.{quantity}"] = {
+                        "value": None,  # derived over the entries of each board
+                        "board_rule": q.board_rule,
+                        "source": f"{spec.name}.{q.source}",
+                        "axis": q.axis,
+                        "higher_is_better": q.higher_is_better,
+                        "encoder": spec.encoder,
+                        "flags": flags,
+                    }
     return blocks
 
 
 def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
-    from .stats import holm, paired_comparison
-
+    """entry name → task → raw per-seed scores of both arms (and per-image correctness)."""
     blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in runner.entries}
     for spec in runner.suite.tasks:
         cls = runner.registry.get("task", spec.plugin)
@@ -110,33 +75,28 @@ def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
         baseline = runner.real_only.get(spec.name)
         if baseline is None:
             continue
-        names = [e.spec.name for e in runner.entries if e.ok and spec.name in e.task_scores]
-        records = {}
+        baseline_correct = runner.real_only_correct.get(spec.name)
         for entry in runner.entries:
-            if entry.spec.name not in names:
+            if not entry.ok or spec.name not in entry.task_scores:
                 continue
             treated = entry.task_scores[spec.name]
-            score_names = sorted(treated[0]) if treated else []
-            comparison = paired_comparison(
-                [b[cls.primary] for b in baseline],
-                [t[cls.primary] for t in treated],
-                seed=runner.base_seed,
-            )
-            records[entry.spec.name] = {
+            treated_correct = entry.task_correct.get(spec.name)
+            names = sorted(set().union(*treated)) if treated else []
+            both = baseline_correct is not None and treated_correct is not None
+            n_eval = len(treated_correct[0]) if both and treated_correct else None
+            blocks[entry.spec.name][spec.name] = {
                 "primary": cls.primary,
                 "seeds": runner.suite.seeds,
-                "baseline": {s: [b.get(s) for b in baseline] for s in score_names},
-                "treated": {s: [t.get(s) for t in treated] for s in score_names},
-                **comparison,
+                "budget": spec.params.get("budget"),
+                "baseline": {s: [b.get(s) for b in baseline] for s in names},
+                "treated": {s: [t.get(s) for t in treated] for s in names},
+                "n_eval": n_eval,
+                "baseline_correct": [pack_correct(c) for c in baseline_correct or []]
+                if both else None,
+                "treated_correct": [pack_correct(c) for c in treated_correct or []]
+                if both else None,
+                "flags": entry.flags.get(f"tasks:{spec.name}", []),
             }
-        adjusted = holm([records[n].get("p_value") for n in names])
-        for name, p_holm in zip(names, adjusted, strict=True):
-            record = records[name]
-            record["p_value_holm"] = p_holm
-            record["significant"] = bool(
-                p_holm is not None and p_holm < 0.05 and record["delta_pp"] > 0
-            )
-            blocks[name][spec.name] = record
     return blocks
 
 
@@ -161,6 +121,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
                 "name": entry.spec.name,
                 "generator": entry.spec.plugin,
                 "baseline": bool(getattr(generator_cls, "baseline", False)),
+                "reference": getattr(generator_cls, "reference", None),
                 "samples_real": bool(getattr(generator_cls, "samples_real", False)),
                 "params": {
                     "train": entry.spec.train,
@@ -176,6 +137,10 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
                 "efficiency": entry.efficiency,
                 "fit": entry.fit_info,
                 "timings": {k: round(v, 3) for k, v in entry.timings.items()},
+                "flags": [  # warnings of the entry's own fit, sample and encode units
+                    flag for where, found in entry.flags.items()
+                    if not where.startswith(("metrics:", "tasks:")) for flag in found
+                ],
                 "samples": samples,
             }
         )
@@ -185,6 +150,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
             "name": suite.name,
             "hash": suite.hash,
             "protocol_hash": suite.protocol_hash,
+            "protocol": suite.protocol() if hasattr(suite, "protocol") else None,
             "version": suite.version,
             "description": suite.description,
             "reference": suite.reference,
@@ -205,24 +171,24 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _csv(results: dict[str, Any]) -> str:
+    """One row per entry: raw per-seed primary scores of each task and the raw metric values."""
     metric_keys = sorted({k for e in results["entries"] for k in e["metrics"]})
     task_names = sorted({k for e in results["entries"] for k in e["utility"]})
-    header = ["entry", "generator", "baseline", "status"]
-    header += [
-        f"{t}.{f}"
-        for t in task_names
-        for f in ("delta_pp", "ci95_lo", "ci95_hi", "p_value", "p_value_holm")
-    ]
+    seeds = results["suite"]["seeds"]
+    header = ["entry", "generator", "reference", "status"]
+    header += [f"{t}.{arm}.seed{s}" for t in task_names for arm in ("baseline", "treated")
+               for s in seeds]
     header += [*metric_keys, "seconds_per_1000", "fit_seconds", "error"]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
     for e in results["entries"]:
-        row: list[Any] = [e["name"], e["generator"], e["baseline"], e["status"]]
+        row: list[Any] = [e["name"], e["generator"], e.get("reference") or "", e["status"]]
         for t in task_names:
             u = e["utility"].get(t, {})
-            ci = u.get("ci95_pp") or [None, None]
-            row += [u.get("delta_pp"), ci[0], ci[1], u.get("p_value"), u.get("p_value_holm")]
+            for arm in ("baseline", "treated"):
+                values = (u.get(arm) or {}).get(u.get("primary")) or [None] * len(seeds)
+                row += list(values)
         row += [e["metrics"].get(k, {}).get("value") for k in metric_keys]
         row += [
             e["efficiency"].get("seconds_per_1000"),

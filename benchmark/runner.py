@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,11 +23,11 @@ from .cache import StageCache, content_key, derive_seed
 from .data import DataSplits, ImageSet
 from .devices import cpu_threads, resolve_device
 from .errors import MedSynBenchError, OutputError
-from .kinds import Dataset, Encoder, Generator, RunContext, Task
+from .kinds import Dataset, Encoder, Generator, Metric, MetricInputs, RunContext, Task
 from .mosaic import save_mosaic
 from .progress import ProgressUI
 from .registry import PluginRegistry
-from .suite import EntrySpec, Suite
+from .suite import EntrySpec, MetricSpec, Suite
 
 __all__ = ["STAGES", "EntryState", "Runner", "resolve_device"]
 
@@ -48,6 +49,10 @@ class EntryState:
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     task_scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    # per task, per seed: 0/1 per evaluation image (None when the task keeps none)
+    task_correct: dict[str, list[list[int]] | None] = field(default_factory=dict)
+    # "<stage>[:<metric or task>]" → warnings raised while computing it (shown on the board)
+    flags: dict[str, list[str]] = field(default_factory=dict)
     synthetic: ImageSet | None = None
     mosaic: Path | None = None
 
@@ -104,6 +109,8 @@ class Runner:
         self._encoders: dict[str, Encoder] = {}
         self._encoder_keys: dict[str, str] = {}
         self.real_only: dict[str, list[dict[str, float]]] = {}
+        self.real_only_correct: dict[str, list[list[int]] | None] = {}
+        self.real_only_flags: dict[str, list[str]] = {}
         self.flags: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------- plumbing
@@ -127,8 +134,13 @@ class Runner:
         meta: dict[str, Any],
         work: Callable[[Path], dict[str, Any] | None],
         entry: EntryState | None = None,
+        flag_key: str | None = None,
     ) -> tuple[Path, dict[str, Any]]:
-        """Run ``work`` into a cached unit directory unless it is complete; return (dir, info)."""
+        """Run ``work`` into a cached unit directory unless it is complete; return (dir, info).
+
+        Warnings raised by ``work`` are kept with the unit (``flags.json``), so a cached unit
+        reports them again; they are added to ``entry.flags[flag_key or stage]``.
+        """
         if stage in self.forced and key not in self._discarded:
             self._discarded.add(key)
             self.cache.discard(stage, key)
@@ -136,11 +148,26 @@ class Runner:
         cached = self.cache.is_complete(stage, key)
         if not cached:
             with self.cache.build(stage, key, meta) as workdir:
-                info = work(workdir) or {}
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    info = work(workdir) or {}
+                raised = list(dict.fromkeys(str(w.message) for w in caught))
+                for message in raised:
+                    self.ui.print(f"warning: {label}: {message}")
+                (workdir / "flags.json").write_text(json.dumps(raised))
                 (workdir / "info.json").write_text(json.dumps(info, indent=2, default=float))
         seconds = time.perf_counter() - start
         path = self.cache.path(stage, key)
         info = json.loads((path / "info.json").read_text())
+        flags_file = path / "flags.json"
+        unit_flags = json.loads(flags_file.read_text()) if flags_file.is_file() else []
+        if unit_flags:
+            if entry is not None:
+                kept = entry.flags.setdefault(flag_key or stage, [])
+                kept.extend(f for f in unit_flags if f not in kept)
+            elif flag_key is not None:
+                kept = self.real_only_flags.setdefault(flag_key, [])
+                kept.extend(f for f in unit_flags if f not in kept)
         self.stage_seconds[stage] += seconds
         self.stage_counts[stage]["cached" if cached else "computed"] += 1
         if entry is not None:
@@ -249,16 +276,31 @@ class Runner:
         )
         self.data = DataSplits.load(path)
         self.data_counts: dict[str, list[int]] = info["counts"]
+        self._check_splits()
+
+    def _check_splits(self) -> None:
+        """Every split an entry reads must exist — checked before any entry is fitted."""
+        problems = []
         for entry in self.entries:
             if entry.spec.split not in self.data.splits:
-                self._fail(
-                    entry,
-                    "fit",
-                    MedSynBenchError(
-                        f"{entry.spec.where}.split: dataset has no split {entry.spec.split!r} "
-                        f"(splits: {', '.join(self.data.splits)})"
-                    ),
+                problems.append(
+                    f"{entry.spec.where}.split: dataset has no split {entry.spec.split!r}"
                 )
+            for split in self._generator(entry).splits_needed():
+                if split not in self.data.splits:
+                    problems.append(
+                        f"{entry.spec.where}: generator {entry.spec.plugin!r} draws from split "
+                        f"{split!r}, which the dataset lacks"
+                    )
+        if problems:
+            from .errors import DataError
+
+            raise DataError(
+                f"{self.suite.path}: " + "; ".join(problems)
+                + f" (dataset {self.suite.dataset.plugin!r} has splits "
+                f"{', '.join(self.data.splits)}); choose one of those or give the dataset the "
+                "split (e.g. n_val for the phantoms); nothing was fitted"
+            )
 
     def _generator(self, entry: EntryState) -> Generator:
         gen = self.registry.create("generator", entry.spec.plugin, entry.spec.train)
@@ -295,12 +337,24 @@ class Runner:
             "fit", entry.fit_key, spec.name, {"plugin": spec.plugin}, work, entry
         )
 
+    def sample_counts(self, spec: EntrySpec) -> list[int]:
+        """Images per class to sample: the entry's ``count``; else what the suite's tasks add
+        (e.g. synthetic_ratio × the real training split, so entries fitted on splits of
+        different sizes add equally many); else the size of the entry's fit split."""
+        if spec.count:
+            return [spec.count] * self.data.n_classes
+        train = [int(c) for c in self.data.train.counts(self.data.n_classes)]
+        needs = [self.registry.create("task", t.plugin, t.params) for t in self.suite.tasks]
+        wanted = [n for task in needs if (n := task.synthetic_counts(train)) is not None]
+        if wanted:
+            return [max(int(column[c]) for column in wanted) for c in range(len(train))]
+        return [int(c) for c in self.data[spec.split].counts(self.data.n_classes)]
+
     def _sample(self, entry: EntryState) -> None:
         spec = entry.spec
         cls = self.registry.get("generator", spec.plugin)
         seed = derive_seed(self.base_seed, "sample")
-        reference = self.data[spec.split].counts(self.data.n_classes)
-        counts = [spec.count] * self.data.n_classes if spec.count else [int(c) for c in reference]
+        counts = self.sample_counts(spec)
         entry.sample_key = content_key(
             stage="sample",
             plugin=spec.plugin,
@@ -410,15 +464,63 @@ class Runner:
 
             self._per_entry("encode", encode)
 
-    def _metrics_all(self) -> None:
-        from .results import run_metric
+    def _metric(self, entry: EntryState, spec: MetricSpec) -> None:
+        """Compute one metric for one entry (a cached unit) and store it on the entry."""
+        cls = self.registry.get("metric", spec.plugin)
+        metric = self.registry.create("metric", spec.plugin, spec.params)
+        assert isinstance(metric, Metric) and entry.synthetic is not None
+        data, split = self.data, entry.spec.split
+        if spec.encoder is None:
+            real, synthetic, heldout = data[split].images, entry.synthetic.images, data.test.images
+            representation: Literal["features", "codes", "images"] = "images"
+            sources = [f"{self.prepare_key}/{split}", entry.sample_key]
+        else:
+            reps = self.representations
+            real = reps[(spec.encoder, f"real:{split}")]
+            synthetic = reps[(spec.encoder, entry.spec.name)]
+            heldout = reps[(spec.encoder, "real:test")]
+            encoder_cls = self.registry.get("encoder", self.suite.encoders[spec.encoder].plugin)
+            assert issubclass(encoder_cls, Encoder)
+            representation = encoder_cls.output
+            sources = [self._encoder_keys[spec.encoder], self.prepare_key, split, entry.sample_key]
+        inputs = MetricInputs(
+            real=np.asarray(real),
+            synthetic=np.asarray(synthetic),
+            heldout=np.asarray(heldout),
+            real_labels=data[split].labels,
+            synthetic_labels=entry.synthetic.labels,
+            class_names=data.class_names,
+            representation=representation,
+            encoder=spec.encoder,
+        )
+        key = content_key(
+            stage="metrics",
+            plugin=spec.plugin,
+            version=cls.version,
+            params=spec.params,
+            sources=sources,
+        )
+        _, values = self._unit(
+            "metrics",
+            key,
+            f"{spec.name} {entry.spec.name}",
+            {"metric": spec.name},
+            lambda workdir: {
+                k: float(v)
+                for k, v in metric.compute(inputs, self._ctx(self.base_seed, workdir)).items()
+            },
+            entry,
+            f"metrics:{spec.name}",
+        )
+        entry.metrics[spec.name] = values
 
+    def _metrics_all(self) -> None:
         for entry in self.entries:
             for spec in self.suite.metrics:
                 if not entry.ok:
                     break
                 try:
-                    run_metric(self, entry, spec)
+                    self._metric(entry, spec)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:
@@ -439,7 +541,7 @@ class Runner:
                 task: Task = task,
                 spec: Any = spec,
                 version: str = cls.version,
-            ) -> dict[str, float]:
+            ) -> dict[str, Any]:
                 key = content_key(
                     stage="tasks",
                     plugin=spec.plugin,
@@ -460,24 +562,39 @@ class Runner:
                     {"task": spec.name},
                     work,
                     entry,
+                    f"tasks:{spec.name}",
                 )
                 return scores
 
-            self.real_only[spec.name] = [
-                arm(s, None, "", "real-only", None) for s in self.suite.seeds
-            ]
+            arms = [arm(s, None, "", "real-only", None) for s in self.suite.seeds]
+            self.real_only[spec.name], self.real_only_correct[spec.name] = _split_correct(arms)
 
             def run_entry(
                 entry: EntryState, arm: Any = arm, task: Task = task, name: str = spec.name
             ) -> None:
                 assert entry.synthetic is not None
                 task.check_synthetic(self.data, entry.synthetic)
-                entry.task_scores[name] = [
+                arms = [
                     arm(s, entry.synthetic, entry.sample_key, entry.spec.name, entry)
                     for s in self.suite.seeds
                 ]
+                entry.task_scores[name], entry.task_correct[name] = _split_correct(arms)
+                kept = entry.flags.setdefault(f"tasks:{name}", [])
+                shared = self.real_only_flags.get(f"tasks:{name}", [])
+                kept.extend(f for f in shared if f not in kept)
 
             self._per_entry("tasks", run_entry)
+
+
+def _split_correct(
+    arms: list[dict[str, Any]],
+) -> tuple[list[dict[str, float]], list[list[int]] | None]:
+    """Per-seed scores without ``"correct"``, and the per-seed correctness (None if absent)."""
+    scores = [{k: v for k, v in a.items() if k != "correct"} for a in arms]
+    correct = [a.get("correct") for a in arms]
+    if all(isinstance(c, list) for c in correct):
+        return scores, [[int(v) for v in c] for c in correct]  # type: ignore[union-attr]
+    return scores, None
 
 
 def _check_synthetic(

@@ -39,10 +39,12 @@ __all__ = [
     "holm",
     "min_adjusted_p",
     "min_attainable_p",
+    "pack_correct",
     "paired_comparison",
     "rank_intervals",
     "seeds_needed",
     "t_interval",
+    "unpack_correct",
 ]
 
 # Exact enumeration of 2^n sign flips stays cheap up to here (~1M permutations).
@@ -311,3 +313,24 @@ def rank_intervals(
     low = np.quantile(ranks, tail, axis=1, method="lower")
     high = np.quantile(ranks, 1 - tail, axis=1, method="higher")
     return np.stack([low, high], axis=1).astype(np.int64), method
+
+
+def pack_correct(correct: Sequence[int] | np.ndarray) -> str:
+    """Per-image 0/1 correctness as base64 of packed bits (what results.json stores)."""
+    import base64
+
+    bits = np.asarray(correct)
+    if bits.ndim != 1 or not np.isin(bits, (0, 1)).all():
+        raise ValueError("correct must be a 1-d sequence of 0/1 values")
+    return base64.b64encode(np.packbits(bits.astype(np.uint8)).tobytes()).decode("ascii")
+
+
+def unpack_correct(packed: str, n: int) -> np.ndarray:
+    """Inverse of :func:`pack_correct` for ``n`` images (bool array)."""
+    import base64
+
+    raw = np.frombuffer(base64.b64decode(packed.encode("ascii"), validate=True), dtype=np.uint8)
+    bits = np.unpackbits(raw)
+    if bits.size < n or bits.size - n >= 8:
+        raise ValueError(f"packed correctness holds {bits.size} bits, not {n} images")
+    return bits[:n].astype(bool)

@@ -29,7 +29,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["EntrySpec", "MetricSpec", "PluginSpec", "Suite", "load_suite", "read_suite_file"]
+__all__ = [
+    "EntrySpec",
+    "MetricSpec",
+    "PluginSpec",
+    "Suite",
+    "load_suite",
+    "power_report",
+    "read_suite_file",
+]
 
 # Runner-level keys of each table. Plugin tables accept these plus the plugin's parameters.
 _TOP = {
@@ -273,17 +281,63 @@ def _entry_name(base: str, sample: dict[str, Any], swept: list[str]) -> str:
     return base + "[" + ",".join(f"{k}={sample[k]}" for k in swept) + "]"
 
 
-def load_suite(path: str | Path, registry: PluginRegistry) -> Suite:
-    """Read and fully validate a suite; every plugin checks its parameters here."""
+def load_suite(
+    path: str | Path, registry: PluginRegistry, allow_underpowered: bool = False
+) -> Suite:
+    """Read and fully validate a suite; every plugin checks its parameters here.
+
+    A suite whose seeds cannot reach p < 0.05 for its number of entries
+    (:func:`power_report`) is refused unless ``allow_underpowered``.
+    """
     file = Path(path)
     raw = read_suite_file(file)
     _check_keys(raw, _TOP, "", file)
     try:
-        return _build(raw, file, registry)
+        suite = _build(raw, file, registry)
     except SuiteError:
         raise
     except MedSynBenchError as exc:  # plugin messages already carry the key path
         raise type(exc)(f"{file}: {exc}") from None
+    if not allow_underpowered:
+        short = [row for row in power_report(suite, registry) if not row["reachable"]]
+        if short:
+            row = max(short, key=lambda r: r["seeds_needed"])
+            raise SuiteError(
+                f"{file}: suite.seeds: {row['seeds']} seeds cannot reach p < {ALPHA:g} for "
+                f"{row['size']} {row['family']} of task {row['task']!r} (smallest Holm-adjusted "
+                f"exact Wilcoxon p = {row['size']} × 2/2^{row['seeds']} = "
+                f"{row['min_adjusted_p']:.3g}); give at least {row['seeds_needed']} seeds, e.g. "
+                f"seeds = {list(range(row['seeds_needed']))}, or pass --allow-underpowered"
+            )
+    return suite
+
+
+ALPHA = 0.05
+
+
+def power_report(suite: Suite, registry: PluginRegistry) -> list[dict[str, Any]]:
+    """For each task and multiplicity family (ranked entries, reference rows): its size, the
+    smallest Holm-adjusted p the suite's seeds allow, and the seeds needed to reach α."""
+    from .stats import min_adjusted_p, seeds_needed
+
+    references = sum(
+        1 for e in suite.entries
+        if getattr(registry.get("generator", e.plugin), "reference", None)
+    )
+    families = (("ranked entries", len(suite.entries) - references),
+                ("reference rows", references))
+    rows = []
+    for task in suite.tasks:
+        for family, size in families:
+            if size == 0:
+                continue
+            smallest = min_adjusted_p(len(suite.seeds), size)
+            rows.append({
+                "task": task.name, "family": family, "size": size, "seeds": len(suite.seeds),
+                "min_adjusted_p": smallest, "reachable": smallest < ALPHA,
+                "seeds_needed": seeds_needed(size, ALPHA),
+            })
+    return rows
 
 
 def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:

@@ -1,9 +1,9 @@
 """Build a leaderboard folder: leaderboard.json, .csv, .md, index.html, plots/ and samples/.
 
-Sample mosaics are copied next to the page. Mosaics that show real training images — entries
-flagged ``samples_real: true`` or made by a generator in :data:`REAL_IMAGE_GENERATORS` — are
-withheld unless ``include_real`` is set, so a published site never shows patient images by
-accident.
+Sample mosaics are copied next to the page. Mosaics that show real images — entries flagged
+``samples_real: true``, reference rows, or made by a generator in :data:`REAL_IMAGE_GENERATORS`
+(for results that predate the flag) — are withheld unless ``include_real`` is set, so a
+published site never shows patient images by accident.
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def shows_real_images(entry: Mapping[str, Any]) -> bool:
     """Whether the entry's sample mosaic shows real training images."""
-    return entry.get("samples_real") is True or entry.get("generator") in REAL_IMAGE_GENERATORS
+    return (
+        entry.get("samples_real") is True
+        or bool(entry.get("reference"))
+        or entry.get("generator") in REAL_IMAGE_GENERATORS
+    )
 
 
 def _spreadsheet_safe(value: str) -> str:
@@ -45,8 +49,11 @@ def render_csv(document: Mapping[str, Any]) -> str:
     """One row per entry (rank order), with utility, metric and efficiency columns."""
     tasks = list(document.get("utility_tasks", []))
     columns = columns_of(document)
-    task_fields = ("delta_pp", "ci95_low", "ci95_high", "p_value", "p_value_holm", "significant")
-    header = ["rank", "name", "generator", "baseline", "status", "source"]
+    task_fields = ("delta_pp", "ci95_low", "ci95_high", "ci_simultaneous_low",
+                   "ci_simultaneous_high", "p_value", "p_value_adj", "family", "significant",
+                   "direction", "vs_classical_delta_pp", "flags")
+    header = ["rank", "rank_label", "rank_low", "rank_high", "tied_with", "name", "generator",
+              "reference", "status", "source"]
     header += [f"{task}.{field}" for task in tasks for field in task_fields]
     header += [c.key if c.source == "metric" else f"efficiency.{c.key}" for c in columns]
     header += ["failed_stage", "error"]
@@ -54,22 +61,32 @@ def render_csv(document: Mapping[str, Any]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for entry in document.get("entries", []):
-        row: list[Any] = [entry.get("rank"), entry.get("name"), entry.get("generator"),
-                          bool(entry.get("baseline")), entry.get("status"), entry.get("source")]
+        interval = entry.get("rank_interval") or [None, None]
+        row: list[Any] = [entry.get("rank"), entry.get("rank_label"), interval[0], interval[1],
+                          "; ".join(entry.get("tied_with") or []), entry.get("name"),
+                          entry.get("generator"), entry.get("reference") or "",
+                          entry.get("status"), entry.get("source")]
         utility = entry.get("utility") or {}
         for task in tasks:
             found = utility.get(task)
             result: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-            interval = result.get("ci95_pp")
-            ci = interval if isinstance(interval, list) and len(interval) == 2 else [None, None]
-            row += [result.get("delta_pp"), ci[0], ci[1], result.get("p_value"),
-                    result.get("p_value_holm"), result.get("significant")]
+            ci = _pair(result.get("ci95_pp"))
+            simultaneous = _pair(result.get("ci_simultaneous_pp"))
+            versus = result.get("vs_classical") or {}
+            row += [result.get("delta_pp"), ci[0], ci[1], simultaneous[0], simultaneous[1],
+                    result.get("p_value"), result.get("p_value_adj"), result.get("family"),
+                    result.get("significant"), result.get("direction"),
+                    versus.get("delta_pp"), "; ".join(result.get("flags") or [])]
         row += [column.value(entry) for column in columns]
         row += [entry.get("failed_stage"), entry.get("error")]
         writer.writerow(
             ["" if v is None else _spreadsheet_safe(v) if isinstance(v, str) else v for v in row]
         )
     return buffer.getvalue()
+
+
+def _pair(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) and len(value) == 2 else [None, None]
 
 
 def _slug(name: str, used: set[str]) -> str:

@@ -69,10 +69,41 @@ def suite_identity(document: Mapping[str, Any]) -> str:
     return str(suite.get("protocol_hash") or suite.get("hash") or "")
 
 
+def _differences(a: Any, b: Any, path: str, out: list[str], limit: int = 5) -> None:
+    """Dotted paths (at most ``limit``) where two JSON values differ, with both values."""
+    if len(out) >= limit:
+        return
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in sorted(set(a) | set(b), key=str):
+            _differences(a.get(key), b.get(key), f"{path}.{key}", out, limit)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            _differences(x, y, f"{path}[{index}]", out, limit)
+    elif a != b:
+        left, right = json.dumps(a, default=str)[:60], json.dumps(b, default=str)[:60]
+        out.append(f"{path}: {left} vs {right}")
+
+
 def _check_same_suite(loaded: Sequence[Loaded]) -> None:
     identities = {suite_identity(item.document) for item in loaded}
     if len(identities) <= 1:
         return
+    first = loaded[0]
+    for item in loaded[1:]:
+        if suite_identity(item.document) == suite_identity(first.document):
+            continue
+        mine = (first.document.get("suite") or {}).get("protocol")
+        theirs = (item.document.get("suite") or {}).get("protocol")
+        if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+            found: list[str] = []
+            _differences(mine, theirs, "protocol", found)
+            if found:
+                raise ResultsError(
+                    f"cannot merge {first.path} and {item.path}: they ran different protocols "
+                    f"(differing field{'s' if len(found) > 1 else ''}: {'; '.join(found)}). "
+                    "Build one leaderboard per protocol, or re-run one of them with the other's "
+                    "suite settings and plugin versions."
+                )
     listing = "\n".join(
         f"  - {item.path}: suite {item.document['suite'].get('name')!r} "
         f"hash {suite_identity(item.document)[:16]}…"
@@ -88,7 +119,7 @@ def _check_same_suite(loaded: Sequence[Loaded]) -> None:
 def _provenance(item: Loaded) -> dict[str, Any]:
     manifest = item.document.get("manifest") or {}
     keep = ("medsynbench", "git_commit", "python", "torch", "cuda", "gpu", "platform", "device",
-            "started", "wall_seconds")
+            "started", "wall_seconds", "float_stack_id")
     return {"label": item.label, **{key: manifest.get(key) for key in keep}}
 
 

@@ -9,16 +9,33 @@ from typing import Any
 
 from .columns import Column, efficiency_columns, format_number, format_p, metric_columns
 from .correlation import correlations as compute_correlations
-from .ranking import rank_entries, utility_tasks
+from .ranking import judge, utility_tasks
 
-__all__ = ["md_escape", "render_markdown", "utility_cell"]
+__all__ = [
+    "budget_line",
+    "flag_lines",
+    "md_escape",
+    "rank_cell",
+    "render_markdown",
+    "utility_cell",
+    "versus_classical_cell",
+]
 
 RANKING_RULE = (
-    "Ranked by downstream utility only: augmentation Δ (significant results first, then larger Δ), "
-    "then feature-extraction / cross-task Δ, then entry name. Fidelity, variety, privacy and "
-    "efficiency columns are shown for comparison and never affect the rank."
+    "Ranked by downstream utility only: mean Δ of the first utility task (augmentation first), "
+    "with a 95% rank interval from resampling seeds and test images; entries whose rank "
+    "intervals overlap are tied (=k). Reference rows (real only, the memoriser, classical "
+    "augmentation, positive and negative controls) are shown beside the ranking, never ranked. "
+    "Fidelity, variety, privacy and efficiency columns are shown for comparison and never "
+    "affect the rank."
 )
-SIGNIFICANCE_LEGEND = "✔ = significant (Holm-corrected p < 0.05 and Δ > 0)."
+SIGNIFICANCE_LEGEND = (
+    "Δ = primary score with synthetic data minus real only, in percentage points, mean over "
+    "paired seeds; [interval] = 95% simultaneous Student-t CI (Bonferroni over the comparison's "
+    "family); p = exact two-sided Wilcoxon signed-rank over seeds, Holm-adjusted within the "
+    "family. ▲ / ▼ = significantly better / worse than real only (Holm p < 0.05)."
+)
+FLAG = "⚑"
 
 
 def md_escape(text: object) -> str:
@@ -32,7 +49,7 @@ def md_escape(text: object) -> str:
 
 
 def utility_cell(result: Any, escape: Callable[[str], str] | None = None) -> str:
-    """``+1.80 [+0.40, +3.10] p=0.031 (Holm 0.062) ✔`` — Δ pp with CI, p-values, significance.
+    """``+1.80 [+0.40, +3.10] p=0.031 ▲`` — Δ pp, simultaneous CI, Holm-adjusted p, verdict.
 
     ``escape`` (default :func:`md_escape`) is applied to the only free text, the task's note.
     """
@@ -44,19 +61,77 @@ def utility_cell(result: Any, escape: Callable[[str], str] | None = None) -> str
         note = result.get("note")
         return f"— ({escape(str(note))})" if note else "—"
     parts = [f"{delta:+.2f}"]
-    ci = result.get("ci95_pp")
+    ci = result.get("ci_simultaneous_pp") or result.get("ci95_pp")
     if isinstance(ci, Sequence) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         parts.append(f"[{ci[0]:+.2f}, {ci[1]:+.2f}]")
-    p_value, p_holm = result.get("p_value"), result.get("p_value_holm")
-    if isinstance(p_value, int | float):
-        parts.append(f"p={format_p(float(p_value))}")
+    p_adj = result.get("p_value_adj")
+    if isinstance(p_adj, int | float):
+        parts.append(f"p={format_p(float(p_adj))}")
     else:
         parts.append("p=—")  # the task's note says why (e.g. every seed gave Δ = 0)
-    if isinstance(p_holm, int | float):
-        parts.append(f"(Holm {format_p(float(p_holm))})")
+    direction = result.get("direction")
     if result.get("significant") is True:
-        parts.append("✔")
+        parts.append("▲" if direction == "better" else "▼")
+    if result.get("flags"):
+        parts.append(FLAG)
     return " ".join(parts)
+
+
+def rank_cell(entry: Mapping[str, Any]) -> str:
+    """``=2 (1–3)``: the rank label and the 95% rank interval."""
+    label = str(entry.get("rank_label") or entry.get("rank") or "—")
+    interval = entry.get("rank_interval")
+    if isinstance(interval, list) and len(interval) == 2:
+        return f"{label} ({interval[0]}–{interval[1]})"
+    return label
+
+
+def versus_classical_cell(result: Any) -> str:
+    """Δ of an entry against classical augmentation, with its 95% CI (paired by seed)."""
+    versus = result.get("vs_classical") if isinstance(result, Mapping) else None
+    if not isinstance(versus, Mapping) or not isinstance(versus.get("delta_pp"), int | float):
+        return "—"
+    ci = versus.get("ci95_pp")
+    interval = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    return f"{versus['delta_pp']:+.2f}{interval}"
+
+
+def flag_lines(entries: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(entry, where, flag) for every warning kept on the board's entries."""
+    found: list[tuple[str, str, str]] = []
+    for entry in entries:
+        name = str(entry.get("name", "?"))
+        for flag in entry.get("flags") or []:
+            found.append((name, "generator", str(flag)))
+        for task, result in (entry.get("utility") or {}).items():
+            for flag in (result.get("flags") or []) if isinstance(result, Mapping) else []:
+                found.append((name, str(task), str(flag)))
+        seen: set[tuple[str, str]] = set()
+        for key, record in (entry.get("metrics") or {}).items():
+            metric = str(key).split(".")[0]
+            for flag in (record.get("flags") or []) if isinstance(record, Mapping) else []:
+                if (metric, str(flag)) not in seen:
+                    seen.add((metric, str(flag)))
+                    found.append((name, metric, str(flag)))
+    return found
+
+
+def budget_line(entries: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:
+    """How the utility arms were budgeted, per task."""
+    bits = []
+    for task in tasks:
+        budgets = {
+            str((e.get("utility") or {}).get(task, {}).get("budget"))
+            for e in entries if isinstance((e.get("utility") or {}).get(task), Mapping)
+        }
+        if budgets == {"steps"}:
+            bits.append(f"{task}: both arms take the same number of optimisation steps")
+        elif budgets == {"epochs"}:
+            bits.append(f"{task}: both arms take the same number of epochs (the paper's "
+                        "protocol — the arm with synthetic data takes more steps)")
+        elif budgets:
+            bits.append(f"{task}: budget {', '.join(sorted(budgets))}")
+    return "; ".join(bits) + "." if bits else ""
 
 
 def _column_header(column: Column) -> str:
@@ -114,26 +189,78 @@ def _failed_section(failed: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _verdict_section(verdict: Mapping[str, Any]) -> list[str]:
+    lines = ["## What the differences mean", ""]
+    lines += [f"- {md_escape(text)}" for text in verdict.get("statements") or []]
+    families = verdict.get("families") or []
+    if families:
+        lines += ["", "Multiplicity families (Holm within each):"]
+        lines += [
+            f"- {md_escape(f['task'])}, {md_escape(f['family'])} (m = {f['size']}): "
+            f"{md_escape(', '.join(f['members']))}"
+            for f in families
+        ]
+    if verdict.get("rank_method"):
+        lines += ["", f"Rank intervals: {md_escape(verdict['rank_method'])}."]
+    return [*lines, ""]
+
+
+def _reference_section(
+    references: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any], tasks: Sequence[str],
+    columns: Sequence[Column],
+) -> list[str]:
+    header = ["Reference row", "Kind"] + [f"{md_escape(t)} Δ pp" for t in tasks]
+    header += [_column_header(c) for c in columns]
+    lines = ["## Reference rows (not ranked)", "",
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---", "---"] + ["---"] * len(tasks) + ["---:"] * len(columns)) + "|"]
+    real_only = verdict.get("real_only") or {}
+    if real_only:
+        cells = ["real only", "reference (Δ = 0)"]
+        for task in tasks:
+            row = real_only.get(task)
+            cells.append(
+                f"0 ({md_escape(row['primary'])} {row['mean_pct']:.2f}%)" if row else "—"
+            )
+        cells += ["—"] * len(columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    for entry in references:
+        utility = entry.get("utility") or {}
+        cells = [md_escape(entry.get("name", "?")), md_escape(entry.get("reference") or "baseline")]
+        cells += [utility_cell(utility.get(task)) for task in tasks]
+        cells += [format_number(column.value(entry)) for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The ranked leaderboard of a results (or leaderboard) document as Markdown.
 
-    Columns: rank, entry, baseline marker, one Δ column per utility task (pp, 95% CI, p and Holm
-    p, ✔ when significant), then fidelity / variety / privacy / efficiency values, then the rank
-    correlation of each metric with utility (the document's ``correlations``, computed when
-    absent) and the failed entries with their errors.
+    A results document is judged here (:func:`~.ranking.judge`); a leaderboard document
+    carries its verdict already. Sections: the ranked table (rank with its 95% interval, Δ per
+    task with simultaneous CI, Holm p and ▲/▼, Δ against classical augmentation, then
+    fidelity / variety / privacy / efficiency values), the reference rows, what the
+    differences mean, flags, rank correlations and failed entries.
     Every user-supplied string is escaped, so names cannot inject HTML or Markdown.
     """
     raw_entries = results.get("entries") or []
-    entries = rank_entries([dict(e) for e in raw_entries])
-    ok = [e for e in entries if e.get("rank") is not None]
-    failed = [e for e in entries if e.get("rank") is None]
-    tasks = utility_tasks(ok)
-    columns = metric_columns(ok) + efficiency_columns(ok)
+    if isinstance(results.get("verdict"), Mapping):
+        entries, verdict = [dict(e) for e in raw_entries], results["verdict"]
+    else:
+        entries, verdict = judge([dict(e) for e in raw_entries])
+    ranked = [e for e in entries if e.get("rank") is not None]
+    failed = [e for e in entries if e.get("status", "ok") != "ok"]
+    references = [e for e in entries if e.get("rank") is None and e not in failed]
+    tasks = utility_tasks([*ranked, *references])
+    columns = metric_columns([*ranked, *references]) + efficiency_columns([*ranked, *references])
+    has_classical = any(e.get("reference") == "classical" for e in references)
 
-    header = ["Rank", "Entry", "Baseline"]
-    header += [f"{md_escape(task)} Δ pp [95% CI] p" for task in tasks]
+    header = ["Rank (95% interval)", "Entry"]
+    header += [f"{md_escape(task)} Δ pp [CI] p" for task in tasks]
+    if has_classical and tasks:
+        header.append(f"{md_escape(tasks[0])} Δ vs classical")
     header += [_column_header(column) for column in columns]
-    align = ["---:", "---", ":---:"] + ["---"] * len(tasks) + ["---:"] * len(columns)
+    align = ["---:", "---"] + ["---"] * (len(header) - 2 - len(columns)) + ["---:"] * len(columns)
 
     suite_name = (results.get("suite") or {}).get("name", "?")
     lines = [
@@ -143,19 +270,30 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         RANKING_RULE,
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(align) + "|",
     ]
-    for entry in ok:
+    budget = budget_line(entries, tasks)
+    if budget:
+        lines += [f"Budget: {md_escape(budget)}", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for entry in ranked:
         utility = entry.get("utility") or {}
-        cells = [str(entry["rank"]), md_escape(entry.get("name", "?"))]
-        cells.append("baseline" if entry.get("baseline") else "")
+        cells = [rank_cell(entry), md_escape(entry.get("name", "?"))]
         cells += [utility_cell(utility.get(task)) for task in tasks]
+        if has_classical and tasks:
+            cells.append(versus_classical_cell(utility.get(tasks[0])))
         cells += [format_number(column.value(entry)) for column in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    if not ok:
-        lines.append("| — | *no entry completed* |" + " |" * (len(header) - 2))
-    lines += ["", SIGNIFICANCE_LEGEND, ""]
+    if not ranked:
+        lines.append("| — | *no ranked entry completed* |" + " |" * (len(header) - 2))
+    lines += ["", md_escape(SIGNIFICANCE_LEGEND), ""]
+    if references or verdict.get("real_only"):
+        lines += _reference_section(references, verdict, tasks, columns)
+    lines += _verdict_section(verdict)
+    flags = flag_lines([*ranked, *references])
+    if flags:
+        lines += ["## Flags", "", f"Warnings raised while computing these values ({FLAG}):", ""]
+        lines += [f"- **{md_escape(n)}** · {md_escape(w)}: {md_escape(f)}" for n, w, f in flags]
+        lines.append("")
 
     correlations = results.get("correlations")
     if correlations is None:  # a plain results document: compute them here

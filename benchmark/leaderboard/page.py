@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .columns import format_number, format_p
-from .markdown import SIGNIFICANCE_LEGEND, utility_cell
+from .markdown import (
+    FLAG,
+    SIGNIFICANCE_LEGEND,
+    budget_line,
+    flag_lines,
+    rank_cell,
+    utility_cell,
+    versus_classical_cell,
+)
 from .schema import columns_of
 
 __all__ = ["render_html"]
@@ -39,6 +47,7 @@ padding:0 .3rem}.sig{color:#11772d;font-weight:600}.small{font-size:11px;color:#
 figure img{max-width:100%;border:1px solid #eee}
 img.mosaic{width:320px;image-rendering:pixelated}figure.plot-scatter{max-width:430px}figcaption{font-size:12px;color:#444}
 .withheld{padding:1rem;background:#fff4e5;border:1px dashed #d39b3a;font-size:12px}
+.worse{color:#b3261e;font-weight:600}.tied{color:#555}ul.verdict li{margin:.2rem 0}
 """
 
 _JS = """
@@ -93,11 +102,45 @@ def _th(label: str, numeric: bool, css: str = "", title: str = "") -> str:
     return f"<th{attrs}>{_e(label)}</th>"
 
 
+def _utility_td(result: Any) -> str:
+    delta = result.get("delta_pp") if isinstance(result, Mapping) else None
+    text = _e(utility_cell(result, escape=str))
+    css = "num"
+    if isinstance(result, Mapping) and result.get("significant"):
+        css += " sig" if result.get("direction") == "better" else " worse"
+    sort = _num_attr(delta if isinstance(delta, int | float) else None)
+    tips = []
+    if isinstance(result, Mapping):
+        tips += [str(result["note"])] if result.get("note") else []
+        tips += [f"{FLAG} {f}" for f in result.get("flags") or []]
+    tip = f' title="{_e(" | ".join(tips))}"' if tips else ""
+    return f'<td class="{css}" data-sort="{sort}"{tip}>{text}</td>'
+
+
+def _value_tds(entry: Mapping[str, Any], columns: Sequence[Any]) -> list[str]:
+    cells = []
+    for column in columns:
+        value = column.value(entry)
+        record = (entry.get("metrics") or {}).get(column.key) if column.source == "metric" else None
+        flags = record.get("flags") if isinstance(record, Mapping) else None
+        mark, tip = (f" {FLAG}", f' title="{_e(" | ".join(flags))}"') if flags else ("", "")
+        cells.append(
+            f'<td class="num" data-sort="{_num_attr(value)}"{tip}>'
+            f"{_e(format_number(value))}{mark}</td>"
+        )
+    return cells
+
+
 def _ranked_table(document: Mapping[str, Any], ok: Sequence[Mapping[str, Any]]) -> str:
     tasks = document.get("utility_tasks", [])
     columns = columns_of(document)
-    head = [_th("Rank", True), _th("Entry", False), _th("Generator", False)]
-    head += [_th(f"{t} Δ pp", True, "axis-utility", "Δ pp [95% CI] p (Holm)") for t in tasks]
+    classical = any(e.get("reference") == "classical" for e in document.get("entries", []))
+    head = [_th("Rank (95% interval)", True), _th("Entry", False), _th("Generator", False)]
+    head += [_th(f"{t} Δ pp", True, "axis-utility", "Δ pp [95% simultaneous CI] Holm p")
+             for t in tasks]
+    if classical and tasks:
+        head.append(_th(f"{tasks[0]} Δ vs classical", True, "axis-utility",
+                        "Δ against classical augmentation, paired by seed [95% CI]"))
     head += [
         _th(f"{c.label} {c.arrow}".strip(), True, f"axis-{c.axis}", f"{c.axis}: {c.key}")
         for c in columns
@@ -105,33 +148,79 @@ def _ranked_table(document: Mapping[str, Any], ok: Sequence[Mapping[str, Any]]) 
     rows = []
     for entry in ok:
         name = _e(entry.get("name", "?"))
-        badge = ' <span class="badge">baseline</span>' if entry.get("baseline") else ""
+        tied = entry.get("tied_with") or []
+        tip = f' title="tied with {_e(", ".join(tied))}"' if tied else ""
         cells = [
-            f'<td class="num" data-sort="{entry["rank"]}">{entry["rank"]}</td>',
-            f'<td class="name" data-sort="{name}">{name}{badge}</td>',
+            f'<td class="num" data-sort="{entry["rank"]}"{tip}>{_e(rank_cell(entry))}</td>',
+            f'<td class="name" data-sort="{name}">{name}</td>',
             f"<td>{_e(entry.get('generator', ''))}</td>",
         ]
         utility = entry.get("utility") or {}
-        for task in tasks:
-            result = utility.get(task)
-            delta = result.get("delta_pp") if isinstance(result, Mapping) else None
-            text = _e(utility_cell(result, escape=str))
-            css = "num sig" if isinstance(result, Mapping) and result.get("significant") else "num"
-            sort = _num_attr(delta if isinstance(delta, int | float) else None)
-            note = result.get("note") if isinstance(result, Mapping) else None
-            tip = f' title="{_e(note)}"' if note else ""
-            cells.append(f'<td class="{css}" data-sort="{sort}"{tip}>{text}</td>')
-        for column in columns:
-            value = column.value(entry)
-            cells.append(
-                f'<td class="num" data-sort="{_num_attr(value)}">{_e(format_number(value))}</td>'
-            )
-        css = ' class="baseline"' if entry.get("baseline") else ""
-        rows.append(f"<tr{css}>" + "".join(cells) + "</tr>")
+        cells += [_utility_td(utility.get(task)) for task in tasks]
+        if classical and tasks:
+            cells.append(f'<td class="num">{_e(versus_classical_cell(utility.get(tasks[0])))}</td>')
+        cells += _value_tds(entry, columns)
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         '<div class="wrap"><table id="leaderboard" class="sortable"><thead><tr>'
         + "".join(head) + "</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>"
     )
+
+
+def _reference_table(document: Mapping[str, Any], references: Sequence[Mapping[str, Any]]) -> str:
+    tasks = document.get("utility_tasks", [])
+    columns = columns_of(document)
+    real_only = (document.get("verdict") or {}).get("real_only") or {}
+    head = [_th("Reference row", False), _th("Kind", False)]
+    head += [_th(f"{t} Δ pp", True, "axis-utility") for t in tasks]
+    head += [_th(f"{c.label} {c.arrow}".strip(), True, f"axis-{c.axis}") for c in columns]
+    rows = []
+    if real_only:
+        cells = ["<td>real only</td>", "<td>reference (Δ = 0)</td>"]
+        for task in tasks:
+            row = real_only.get(task)
+            text = f"0 ({row['primary']} {row['mean_pct']:.2f}%)" if row else "—"
+            cells.append(f'<td class="num">{_e(text)}</td>')
+        cells += ['<td class="num">—</td>'] * len(columns)
+        rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
+    for entry in references:
+        utility = entry.get("utility") or {}
+        cells = [f'<td class="name">{_e(entry.get("name", "?"))}</td>',
+                 f"<td>{_e(entry.get('reference') or 'baseline')}</td>"]
+        cells += [_utility_td(utility.get(task)) for task in tasks]
+        cells += _value_tds(entry, columns)
+        rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
+    if not rows:
+        return ""
+    return (
+        '<h2 id="references">Reference rows (not ranked)</h2>'
+        '<div class="wrap"><table id="references-table" class="sortable"><thead><tr>'
+        + "".join(head) + "</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>"
+    )
+
+
+def _verdict(document: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> str:
+    verdict = document.get("verdict") or {}
+    items = "".join(f"<li>{_e(text)}</li>" for text in verdict.get("statements") or [])
+    families = "".join(
+        f"<li>{_e(f['task'])}, {_e(f['family'])} (m = {int(f['size'])}): "
+        f"{_e(', '.join(f['members']))}</li>"
+        for f in verdict.get("families") or []
+    )
+    flags = "".join(
+        f"<li><strong>{_e(n)}</strong> · {_e(w)}: {_e(f)}</li>" for n, w, f in flag_lines(entries)
+    )
+    parts = ['<h2 id="verdict">What the differences mean</h2>',
+             f'<ul class="verdict">{items}</ul>']
+    if families:
+        parts.append(f'<p class="small">Multiplicity families (Holm within each):</p>'
+                     f'<ul class="small">{families}</ul>')
+    if verdict.get("rank_method"):
+        parts.append(f'<p class="small">Rank intervals: {_e(verdict["rank_method"])}.</p>')
+    if flags:
+        parts.append(f'<h2 id="flags">Flags</h2><p class="small">Warnings raised while '
+                     f'computing the values marked {FLAG}:</p><ul class="small">{flags}</ul>')
+    return "".join(parts)
 
 
 def _correlation_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -211,7 +300,8 @@ def _provenance(document: Mapping[str, Any]) -> str:
     for source in document.get("sources", []):
         bits = [f"medsynbench {source.get('medsynbench')}", f"commit {source.get('git_commit')}",
                 f"{source.get('device')} / {source.get('gpu') or 'no GPU'}",
-                str(source.get("platform")), f"started {source.get('started')}"]
+                str(source.get("platform")), f"started {source.get('started')}",
+                f"stack {source.get('float_stack_id') or 'unrecorded'}"]
         items.append(f"<li><code>{_e(source.get('label'))}</code>: {_e(', '.join(bits))}</li>")
     return "<ul class=\"small\">" + "".join(items) + "</ul>"
 
@@ -222,13 +312,16 @@ def render_html(document: Mapping[str, Any]) -> str:
     dataset = document.get("dataset") or {}
     entries = document.get("entries", [])
     ok = [e for e in entries if e.get("rank") is not None]
-    failed = [e for e in entries if e.get("rank") is None]
+    failed = [e for e in entries if e.get("status", "ok") != "ok"]
+    references = [e for e in entries if e.get("rank") is None and e not in failed]
+    budget = budget_line(entries, document.get("utility_tasks", []))
     meta = (
         f"Suite <strong>{_e(suite.get('name', '?'))}</strong> "
         f"(hash <code>{_e(str(suite.get('hash', ''))[:12])}</code>)"
         + (f" · dataset {_e(dataset.get('plugin'))}" if dataset.get("plugin") else "")
         + (f" ({_e(dataset.get('modality'))})" if dataset.get("modality") else "")
-        + f" · {len(ok)} ranked, {len(failed)} failed · generated {_e(document.get('generated'))}"
+        + f" · {len(ok)} ranked, {len(references)} reference rows, {len(failed)} failed"
+        + f" · generated {_e(document.get('generated'))}"
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -241,7 +334,10 @@ def render_html(document: Mapping[str, Any]) -> str:
 <p class="meta">{meta}</p>
 <p class="rule">{_e(document.get('ranking_rule', ''))} {_e(SIGNIFICANCE_LEGEND)}
 Click a column header to sort.</p>
+{f'<p class="small">Budget: {_e(budget)}</p>' if budget else ''}
 {_ranked_table(document, ok)}
+{_reference_table(document, references)}
+{_verdict(document, [*ok, *references])}
 {_failed(failed)}
 <h2 id="correlation">Does fidelity predict utility?</h2>
 {_correlation_table(document.get('correlations', []))}

@@ -154,12 +154,15 @@ def _boxplots(
         axes.boxplot([d for _, d in series], showmeans=True)
         axes.set_xticks(
             range(1, len(series) + 1),
-            [f"{e['rank']}. {plot_label(e.get('name', '?'), 20)}" for e, _ in series],
+            [f"{e.get('rank_label') or 'ref'}. {plot_label(e.get('name', '?'), 20)}"
+             for e, _ in series],
             rotation=30, ha="right", fontsize=7,
         )
         axes.axhline(0.0, color="#bbbbbb", linewidth=0.8)
         axes.set_ylabel("Δ per seed (pp)")
-        axes.set_title(f"{plot_label(task)}: per-seed utility Δ, in rank order", fontsize=9)
+        axes.set_title(
+            f"{plot_label(task)}: per-seed utility Δ (ranked, then reference rows)", fontsize=9
+        )
         paths = _save(figure, out, _slug(f"seeds-{task}", used))
         records.append({"kind": "boxplot", "title": f"Per-seed {task} Δ", "task": task, **paths})
     return records
@@ -168,7 +171,7 @@ def _boxplots(
 def write_plots(document: Mapping[str, Any], site: Path) -> list[dict[str, Any]]:
     """Draw every figure of ``document`` into ``site/plots``; return their records."""
     out = site / "plots"
-    ok = [entry for entry in document.get("entries", []) if entry.get("rank") is not None]
+    ok = [entry for entry in document.get("entries", []) if entry.get("status", "ok") == "ok"]
     tasks = document.get("utility_tasks", [])
     used: set[str] = set()
     records: list[dict[str, Any]] = []

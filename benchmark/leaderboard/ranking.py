@@ -1,15 +1,16 @@
 """Rank leaderboard entries by downstream utility — and by nothing else.
 
-The order, from the first key to the last (each key only breaks ties left by the ones before):
+:func:`judge` computes the board's verdict (:mod:`.verdict`) over exactly the entries given and
+returns them in display order:
 
-1. ``status``: entries that ran (``"ok"``) before failed ones; failed entries get ``rank = None``.
-2. For each utility task in :func:`utility_tasks` order (``augmentation`` first, then
-   ``feature-extraction``, then the cross-task tasks, then any other task alphabetically):
-   a. entries that have a finite Δ for the task before entries that do not,
-   b. ``significant`` true before false,
-   c. larger ``delta_pp`` first.
-3. Entry ``name`` (code-point order), then the original position — so ties are deterministic and
-   the sort is stable.
+1. **ranked entries** — the generators — by mean Δ on the first utility task in
+   :func:`utility_tasks` order (``augmentation`` first, then ``feature-extraction``, then the
+   cross-task tasks, then any other task alphabetically), larger Δ first; entries without a
+   finite Δ follow; then entry ``name``. Each gets ``rank`` 1..n, a 95% ``rank_interval``
+   and ``rank_label`` ("=2" when it is tied with the entries around it).
+2. **reference rows** (copy-real, classical augmentation, positive and negative controls):
+   shown beside the ranking with ``rank = None``, never ranked among the generators.
+3. failed entries, ``rank = None``.
 
 Fidelity, variety, privacy and efficiency values are deliberately not read here: the leaderboard
 shows them beside the rank but they never change it.
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
     "UTILITY_PRIORITY",
     "is_ok",
+    "judge",
     "rank_entries",
     "task_delta",
     "task_significant",
@@ -79,36 +81,20 @@ def utility_tasks(entries: Iterable[Mapping[str, Any]]) -> list[str]:
     return known + sorted(seen.difference(UTILITY_PRIORITY))
 
 
-def _sort_key(entry: Mapping[str, Any], tasks: Sequence[str], position: int) -> tuple[Any, ...]:
-    key: list[Any] = [0 if is_ok(entry) else 1]
-    for task in tasks:
-        delta = task_delta(entry, task) if is_ok(entry) else None
-        if delta is None:
-            key.extend((1, 1, 0.0))
-        else:
-            key.extend((0, 0 if task_significant(entry, task) else 1, -delta))
-    key.extend((str(entry.get("name", "")), position))
-    return tuple(key)
+def judge(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Deep copies of ``entries`` with the board's verdict, in display order; and the verdict.
+
+    The input list and its dicts are not modified. See the module docstring for the order.
+    """
+    from .verdict import apply_verdict, real_only_rows
+
+    copies = copy.deepcopy(entries)
+    tasks = utility_tasks([entry for entry in copies if is_ok(entry)])
+    verdict = apply_verdict(copies, tasks)
+    verdict["real_only"] = real_only_rows(copies, tasks)
+    return copies, verdict
 
 
 def rank_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return deep copies of ``entries`` sorted by utility, each with a ``rank`` field.
-
-    Ranks are 1, 2, 3, … over entries that ran; failed entries come last with ``rank = None``.
-    The input list and its dicts are not modified. See the module docstring for the exact order.
-    """
-    tasks = utility_tasks(entries)
-    order = sorted(
-        range(len(entries)), key=lambda i: _sort_key(entries[i], tasks, i)
-    )
-    ranked: list[dict[str, Any]] = []
-    next_rank = 1
-    for index in order:
-        entry = copy.deepcopy(entries[index])
-        if is_ok(entry):
-            entry["rank"] = next_rank
-            next_rank += 1
-        else:
-            entry["rank"] = None
-        ranked.append(entry)
-    return ranked
+    """The entries of :func:`judge`, without the board summary."""
+    return judge(entries)[0]

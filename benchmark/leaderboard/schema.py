@@ -1,16 +1,22 @@
 """``leaderboard.json``: a versioned document, built from merged results and validated on read.
 
-Layout (version 1)::
+Layout (version 2)::
 
     {
-      "kind": "medsynbench-leaderboard", "schema_version": 1,
+      "kind": "medsynbench-leaderboard", "schema_version": 2,
       "generated": "ISO-8601", "medsynbench": "0.1.0",
       "suite": {...}, "dataset": {...},          # copied from the first results file
       "sources": [{"label", "medsynbench", "git_commit", "gpu", "platform", "device", ...}],
       "ranking_rule": "...", "utility_tasks": ["augmentation", ...],
       "columns": [{"key", "source", "axis", "label", "higher_is_better"}],
-      "entries": [ranked entries of results-schema 1 plus "rank" (null when failed), "source",
-                  "samples" (path inside the site folder or null) and "samples_note"],
+      "entries": [entries of results-schema 2 in display order — ranked, then reference rows,
+                  then failed — plus "rank" (1..n; null for reference rows and failures),
+                  "rank_interval" [best, worst], "rank_label" ("=2" when tied), "tied_with",
+                  "source", "samples" (path inside the site folder or null), "samples_note",
+                  and per task the board's statistics (delta_pp, ci95_pp, ci_simultaneous_pp,
+                  p_value, p_value_adj, family, significant, direction, vs_classical)],
+      "verdict": {"alpha", "families", "rank_task", "rank_method", "statements", "real_only",
+                  "stacks"},
       "correlations": [{"metric", "axis", "higher_is_better", "utility", "n", "spearman",
                         "spearman_p", "kendall", "kendall_p", "agreement", "reason"}],
       "plots": [{"kind", "title", "png", "svg"}]
@@ -31,7 +37,7 @@ from .columns import Column, efficiency_columns, metric_columns
 from .correlation import correlations
 from .loading import Merged
 from .markdown import RANKING_RULE
-from .ranking import rank_entries, utility_tasks
+from .ranking import judge, utility_tasks
 from .validate import Checker, describe
 
 __all__ = [
@@ -44,7 +50,7 @@ __all__ = [
 ]
 
 LEADERBOARD_KIND = "medsynbench-leaderboard"
-LEADERBOARD_SCHEMA_VERSION = 1
+LEADERBOARD_SCHEMA_VERSION = 2
 
 
 def columns_of(document: Mapping[str, Any]) -> list[Column]:
@@ -57,8 +63,17 @@ def columns_of(document: Mapping[str, Any]) -> list[Column]:
 
 def build_leaderboard(merged: Merged) -> dict[str, Any]:
     """The leaderboard document of merged results (plots and sample paths are filled in later)."""
-    ranked = rank_entries(merged.entries)
-    ok = [entry for entry in ranked if entry["rank"] is not None]
+    ranked, verdict = judge(merged.entries)
+    stacks = sorted({str(s.get("float_stack_id")) for s in merged.sources
+                     if s.get("float_stack_id")})
+    verdict["stacks"] = stacks
+    if len(stacks) > 1:
+        verdict["statements"].append(
+            f"This board merges results computed on {len(stacks)} different hardware/software "
+            "stacks (see Provenance): float results are bit-identical only on the same stack, "
+            "so part of the spread between those entries is the stack, not the generator."
+        )
+    ok = [entry for entry in ranked if entry.get("status", "ok") == "ok"]
     columns = metric_columns(ok) + efficiency_columns(ok)
     return {
         "kind": LEADERBOARD_KIND,
@@ -76,6 +91,7 @@ def build_leaderboard(merged: Merged) -> dict[str, Any]:
             for c in columns
         ],
         "entries": ranked,
+        "verdict": verdict,
         "correlations": correlations(ranked),
         "plots": [],
     }

@@ -2,7 +2,7 @@
 
 A :class:`Checker` collects problems as ``"<json path>: <what is wrong>"`` strings so that one
 error message lists all of them; :func:`check_results` validates a results document
-(docs/results-schema.md, version 1) and raises :class:`~medsynbench.errors.ResultsError`.
+(docs/results-schema.md, version 2) and raises :class:`~medsynbench.errors.ResultsError`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..errors import ResultsError
 __all__ = ["RESULTS_SCHEMA_VERSION", "STATUSES", "Checker", "check_results", "describe"]
 
 #: The results.json schema version this package reads.
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed")
 
 
@@ -86,15 +86,30 @@ def _check_utility(checker: Checker, utility: Any, where: str) -> None:
         record = checker.mapping(result, f"{where}.{task}")
         if record is None:
             continue
-        for key in ("delta_pp", "p_value", "p_value_holm", "delta_rel_pct"):
-            checker.number(record, key, f"{where}.{task}")
-        ci = record.get("ci95_pp")
-        if ci is not None and not (
-            isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci)
-        ):
-            checker.add(f"{where}.{task}.ci95_pp", f"expected [low, high], got {describe(ci)}")
-        if "significant" in record and not isinstance(record["significant"], bool | None):
-            checker.add(f"{where}.{task}.significant", "expected true or false")
+        checker.string(record, "primary", f"{where}.{task}")
+        seeds = record.get("seeds")
+        if not isinstance(seeds, list) or not seeds:
+            checker.add(f"{where}.{task}.seeds", f"expected a list of seeds, got {describe(seeds)}")
+            continue
+        for arm in ("baseline", "treated"):
+            scores = record.get(arm)
+            per_seed = scores.get(record.get("primary")) if isinstance(scores, Mapping) else None
+            if not isinstance(per_seed, list) or len(per_seed) != len(seeds):
+                checker.add(
+                    f"{where}.{task}.{arm}",
+                    f"expected one {record.get('primary')} score per seed ({len(seeds)}), got "
+                    f"{describe(per_seed)}",
+                )
+            packed = record.get(f"{arm}_correct")
+            if packed is not None and not (
+                isinstance(packed, list) and len(packed) == len(seeds)
+                and all(isinstance(p, str) for p in packed)
+                and isinstance(record.get("n_eval"), int)
+            ):
+                checker.add(
+                    f"{where}.{task}.{arm}_correct",
+                    "expected one packed string per seed and an integer n_eval",
+                )
 
 
 def _check_entry(checker: Checker, entry: Any, where: str) -> None:
@@ -128,6 +143,14 @@ def check_results(document: Any, source: str | Path) -> dict[str, Any]:
         checker.raise_if_any("results file", "Pass the results.json written by `medsynbench run`.")
         raise AssertionError("unreachable")
     version = top.get("schema_version")
+    if version == 1:
+        raise ResultsError(
+            f"{source} was written by an older medsynbench (results schema 1): its utility "
+            "statistics were frozen per run and it keeps no per-test-image predictions, so a "
+            "board cannot recompute them over its entries. Re-run its suite with "
+            "`medsynbench run SUITE.toml` (cached fits and samples are reused; only the utility "
+            "tasks run again) and pass the new results.json."
+        )
     if version != RESULTS_SCHEMA_VERSION:
         raise ResultsError(
             f"{source} has results schema_version {describe(version)}; this leaderboard reads "

@@ -55,7 +55,7 @@ def cli_env(plugin_site: Path) -> dict[str, str]:
 TOY_SUITE = """
 [suite]
 name = "toy"
-seeds = [0, 1, 2, 3, 4, 5]
+seeds = [0, 1, 2, 3, 4, 5, 6]
 device = "cpu"
 
 [dataset]

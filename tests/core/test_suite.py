@@ -89,7 +89,7 @@ def test_zero_generators(registry, tmp_path):
 
 
 def test_empty_seeds(registry, tmp_path):
-    text = toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5]", "seeds = []")
+    text = toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5, 6]", "seeds = []")
     with pytest.raises(SuiteError, match=r"suite\.seeds: empty"):
         load_suite(write(tmp_path, text), registry)
 
@@ -160,7 +160,7 @@ def test_validate_command_reports_and_writes_nothing(cli_env, tmp_path):
 
 def test_bad_suite_run_prints_one_line_and_writes_nothing(cli_env, tmp_path):
     bad = write(tmp_path,
-                toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5]", "seeds = []"))
+                toy_suite_text(tmp_path).replace("seeds = [0, 1, 2, 3, 4, 5, 6]", "seeds = []"))
     proc = subprocess.run([sys.executable, "-m", "medsynbench.cli", "run", str(bad)],
                           capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 2
