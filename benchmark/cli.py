@@ -65,6 +65,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"wall {results['manifest']['wall_seconds']:.1f}s → {out_dir / 'results.json'}"
     )
     print((out_dir / "leaderboard.md").read_text())
+    from .checks import evaluate_checks
+    from .leaderboard import rank_entries
+
+    broken = [
+        c for c in evaluate_checks(suite.checks, rank_entries(results["entries"]))
+        if c["passed"] is not True
+    ]
+    for check in broken:
+        console.print(
+            f"[red]check failed:[/red] {check['entry']} {check['value']} {check['expect']} "
+            f"(observed {check['observed']})",
+            markup=True,
+        )
     if failed:
         console.print(f"[red]{len(failed)} entr{'y' if len(failed) == 1 else 'ies'} failed:[/red]")
         for entry in failed:
@@ -73,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 markup=False,
             )
         return 1
-    return 0
+    return 1 if broken else 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

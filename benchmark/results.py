@@ -156,6 +156,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
             "reference": suite.reference,
             "seeds": suite.seeds,
             "file": str(suite.path),
+            "checks": suite.checks,
         },
         "dataset": {
             "plugin": suite.dataset.plugin,

@@ -344,8 +344,12 @@ class Runner:
         if spec.count:
             return [spec.count] * self.data.n_classes
         train = [int(c) for c in self.data.train.counts(self.data.n_classes)]
-        needs = [self.registry.create("task", t.plugin, t.params) for t in self.suite.tasks]
-        wanted = [n for task in needs if (n := task.synthetic_counts(train)) is not None]
+        wanted = []
+        for spec_ in self.suite.tasks:
+            task = self.registry.create("task", spec_.plugin, spec_.params)
+            assert isinstance(task, Task)
+            if (needed := task.synthetic_counts(train)) is not None:
+                wanted.append(needed)
         if wanted:
             return [max(int(column[c]) for column in wanted) for c in range(len(train))]
         return [int(c) for c in self.data[spec.split].counts(self.data.n_classes)]

@@ -80,7 +80,7 @@ def _seeds_needed(alpha: float) -> int:
     return seeds_needed(1, alpha)
 
 
-def t_interval(deltas: Sequence[float], level: float = 0.95) -> list[float] | None:
+def t_interval(deltas: Sequence[float] | np.ndarray, level: float = 0.95) -> list[float] | None:
     """Two-sided Student-t confidence interval of the mean of ``deltas`` (None for n < 2)."""
     from scipy import stats as sps  # imported on use: scipy.stats takes ~1 s to import
 
@@ -246,7 +246,8 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
 def _ranks_desc(values: np.ndarray) -> np.ndarray:
     """Competition ranks (1 = largest) along axis 0; equal values share the better rank."""
     # rank of x = 1 + number of strictly larger values in its column
-    return 1 + (values[None, :, :] > values[:, None, :]).sum(axis=1)
+    ranks: np.ndarray = 1 + (values[None, :, :] > values[:, None, :]).sum(axis=1)
+    return ranks
 
 
 def rank_intervals(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import parse_checks
 from .errors import MedSynBenchError, SuiteError
 from .kinds import Encoder, Generator, Metric
 from .params import did_you_mean, type_name
@@ -49,6 +50,7 @@ _TOP = {
     "metrics": list,
     "tasks": list,
     "output": dict,
+    "checks": list,
 }
 _SUITE = {
     "name": str,
@@ -117,8 +119,11 @@ class Suite:
     output_dir: Path
     cache_dir: Path | None
     # torch's CPU thread count for the whole run on the CPU (None: torch's default). Float
-    # reductions depend on it, so a fixed count makes a CPU run's numbers machine-independent.
+    # reductions depend on it, so a fixed count makes a CPU run reproducible on the same CPU
+    # type and software stack (manifest float_stack_id; float kernels differ across CPUs).
     cpu_threads: int | None = None
+    # Known-answer checks (medsynbench.checks): assertions about the board, not the protocol.
+    checks: list[dict[str, str]] = field(default_factory=list)
     # "kind:plugin" → the plugin class's version, filled in from the registry when the suite is
     # built. Part of both hashes: a plugin whose computation changed bumps its version.
     plugin_versions: dict[str, str] = field(default_factory=dict)
@@ -405,6 +410,7 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
         output_dir=out_dir,
         cache_dir=cache_dir,
         cpu_threads=threads,
+        checks=parse_checks(raw.get("checks", []), [e.name for e in entries], file),
     )
     uses = [("dataset", dataset_spec.plugin)]
     uses += [("generator", e.plugin) for e in entries]

@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..checks import evaluate_checks
 from .columns import Column, efficiency_columns, format_number, format_p, metric_columns
 from .correlation import correlations as compute_correlations
 from .ranking import judge, utility_tasks
 
 __all__ = [
     "budget_line",
+    "checks_section",
     "flag_lines",
     "md_escape",
     "rank_cell",
@@ -233,6 +235,23 @@ def _reference_section(
     return [*lines, ""]
 
 
+def checks_section(checks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The known-answer checks: does each metric react as it must?"""
+    passed = sum(1 for c in checks if c.get("passed") is True)
+    lines = ["## Known-answer checks: does each metric react as it must?", "",
+             f"{passed} of {len(checks)} passed.", "",
+             "| Entry | Value | Expected | Observed | Result | Why |",
+             "|---|---|---|---|---|---|"]
+    for check in checks:
+        result = {True: "pass", False: "**FAIL**", None: "not judged"}[check.get("passed")]
+        lines.append(
+            f"| {md_escape(check.get('entry', ''))} | {md_escape(check.get('value', ''))} "
+            f"| {md_escape(check.get('expect', ''))} | {md_escape(check.get('observed', ''))} "
+            f"| {result} | {md_escape(check.get('why', ''))} |"
+        )
+    return [*lines, ""]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The ranked leaderboard of a results (or leaderboard) document as Markdown.
 
@@ -289,6 +308,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     if references or verdict.get("real_only"):
         lines += _reference_section(references, verdict, tasks, columns)
     lines += _verdict_section(verdict)
+    checks = results.get("checks")
+    if checks is None:  # a plain results document: evaluate the suite's checks here
+        checks = evaluate_checks((results.get("suite") or {}).get("checks") or [], entries)
+    if checks:
+        lines += checks_section(checks)
     flags = flag_lines([*ranked, *references])
     if flags:
         lines += ["## Flags", "", f"Warnings raised while computing these values ({FLAG}):", ""]

@@ -223,6 +223,27 @@ def _verdict(document: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) 
     return "".join(parts)
 
 
+def _checks(checks: Sequence[Mapping[str, Any]]) -> str:
+    if not checks:
+        return ""
+    passed = sum(1 for c in checks if c.get("passed") is True)
+    rows = "".join(
+        f"<tr><td>{_e(c.get('entry'))}</td><td>{_e(c.get('value'))}</td>"
+        f"<td>{_e(c.get('expect'))}</td><td>{_e(c.get('observed'))}</td>"
+        f"<td class=\"{ {True: 'sig', False: 'worse', None: ''}[c.get('passed')] }\">"
+        f"{ {True: 'pass', False: 'FAIL', None: 'not judged'}[c.get('passed')] }</td>"
+        f"<td>{_e(c.get('why') or '')}</td></tr>"
+        for c in checks
+    )
+    return (
+        '<h2 id="checks">Known-answer checks: does each metric react as it must?</h2>'
+        f"<p>{passed} of {len(checks)} passed.</p>"
+        '<div class="wrap"><table id="checks-table"><thead><tr><th>Entry</th><th>Value</th>'
+        "<th>Expected</th><th>Observed</th><th>Result</th><th>Why</th></tr></thead><tbody>"
+        + rows + "</tbody></table></div>"
+    )
+
+
 def _correlation_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "<p>No fidelity, variety or privacy metric and utility task to correlate.</p>"
@@ -338,6 +359,7 @@ Click a column header to sort.</p>
 {_ranked_table(document, ok)}
 {_reference_table(document, references)}
 {_verdict(document, [*ok, *references])}
+{_checks(document.get('checks') or [])}
 {_failed(failed)}
 <h2 id="correlation">Does fidelity predict utility?</h2>
 {_correlation_table(document.get('correlations', []))}

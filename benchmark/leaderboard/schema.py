@@ -17,6 +17,7 @@ Layout (version 2)::
                   p_value, p_value_adj, family, significant, direction, vs_classical)],
       "verdict": {"alpha", "families", "rank_task", "rank_method", "statements", "real_only",
                   "stacks"},
+      "checks": [{"entry", "value", "expect", "why", "observed", "passed"}],
       "correlations": [{"metric", "axis", "higher_is_better", "utility", "n", "spearman",
                         "spearman_p", "kendall", "kendall_p", "agreement", "reason"}],
       "plots": [{"kind", "title", "png", "svg"}]
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..checks import evaluate_checks
 from ..errors import ResultsError
 from .columns import Column, efficiency_columns, metric_columns
 from .correlation import correlations
@@ -92,6 +94,7 @@ def build_leaderboard(merged: Merged) -> dict[str, Any]:
         ],
         "entries": ranked,
         "verdict": verdict,
+        "checks": evaluate_checks(merged.suite.get("checks") or [], ranked),
         "correlations": correlations(ranked),
         "plots": [],
     }

@@ -61,7 +61,7 @@ def is_reference(entry: Mapping[str, Any]) -> bool:
 
 
 def _ok(entry: Mapping[str, Any]) -> bool:
-    return entry.get("status", "ok") == "ok"
+    return bool(entry.get("status", "ok") == "ok")
 
 
 def _record(entry: Mapping[str, Any], task: str) -> dict[str, Any] | None:
