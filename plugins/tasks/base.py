@@ -99,7 +99,7 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
     "amp": Param(True, bool, "bfloat16 autocast on CUDA (ignored on CPU)"),
     "cpu_threads": Param(
         1, int, "torch CPU threads while this task runs (null: torch's default); 1 is fastest "
-        "for the small CNN on a shared machine and keeps results machine-independent",
+        "for the small CNN on a shared machine and keeps results independent of the core count",
         nullable=True, check=_positive_int,
     ),
     "eval_split": Param("test", str, "real split the classifier is evaluated on"),

@@ -86,16 +86,27 @@ def test_mean_image_jpeg_and_variety_across_entries(ctx: RunContext) -> None:
     assert values["jpeg_bytes_class_mean"] == (sizes["class_0"] + sizes["class_1"]) / 2
     assert values["real_jpeg_bytes"] == metrics.mean_image_variety(inputs.real,
                                                                    inputs.real_labels)["all"]
-    across = cls.across_entries({
-        "gan": {"jpeg_bytes": 900.0, "jpeg_bytes_class_mean": 10.0},
-        "copy": {"jpeg_bytes": 700.0, "jpeg_bytes_class_mean": 30.0},
-        "ldm": {"jpeg_bytes": 750.0, "jpeg_bytes_class_mean": 20.0},
-    })
-    assert across == {
-        "gan": {"variety": 0.0, "variety_class_mean": 1.0},
-        "copy": {"variety": 1.0, "variety_class_mean": 0.0},
-        "ldm": {"variety": 0.75, "variety_class_mean": 0.5},
-    }
+    # V is derived on the board, over exactly its entries (inverse min-max of the raw bytes)
+    from medsynbench.leaderboard.verdict import derive_board_quantities
+
+    def entry(name: str, total: float, class_mean: float) -> dict[str, Any]:
+        metrics_ = {"mean-image-jpeg.jpeg_bytes": {"value": total},
+                    "mean-image-jpeg.jpeg_bytes_class_mean": {"value": class_mean}}
+        for quantity, q in cls.quantities.items():
+            if q.board_rule:
+                metrics_[f"mean-image-jpeg.{quantity}"] = {
+                    "value": None, "board_rule": q.board_rule,
+                    "source": f"mean-image-jpeg.{q.source}"}
+        return {"name": name, "status": "ok", "metrics": metrics_}
+
+    board = [entry("gan", 900.0, 10.0), entry("copy", 700.0, 30.0), entry("ldm", 750.0, 20.0)]
+    derive_board_quantities(board)
+    got = {e["name"]: (e["metrics"]["mean-image-jpeg.variety"]["value"],
+                       e["metrics"]["mean-image-jpeg.variety_class_mean"]["value"]) for e in board}
+    assert got == {"gan": (0.0, 1.0), "copy": (1.0, 0.0), "ldm": (0.75, 0.5)}
+    two = [entry("gan", 900.0, 10.0), entry("ldm", 750.0, 20.0)]  # without "copy": recomputed
+    derive_board_quantities(two)
+    assert two[1]["metrics"]["mean-image-jpeg.variety"]["value"] == 1.0
 
 
 def test_read_only_memory_mapped_features(tmp_path: Any) -> None:
