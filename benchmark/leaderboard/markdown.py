@@ -33,8 +33,8 @@ RANKING_RULE = (
 )
 SIGNIFICANCE_LEGEND = (
     "Δ = primary score with synthetic data minus real only, in percentage points, mean over "
-    "paired seeds; [interval] = 95% simultaneous Student-t CI (Bonferroni over the comparison's "
-    "family); p = exact two-sided Wilcoxon signed-rank over seeds, Holm-adjusted within the "
+    "paired seeds; [interval] = 95% simultaneous Student-t CI (Bonferroni over the family of the "
+    "comparison); p = exact two-sided Wilcoxon signed-rank over seeds, Holm-adjusted within the "
     "family. ▲ / ▼ = significantly better / worse than real only (Holm p < 0.05)."
 )
 FLAG = "⚑"
@@ -99,23 +99,23 @@ def versus_classical_cell(result: Any) -> str:
 
 
 def flag_lines(entries: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-    """(entry, where, flag) for every warning kept on the board's entries."""
-    found: list[tuple[str, str, str]] = []
+    """(entries, where, flag) for every warning kept on the board's entries; a warning raised
+    for several entries in the same place is listed once with all their names."""
+    found: dict[tuple[str, str], list[str]] = {}
     for entry in entries:
         name = str(entry.get("name", "?"))
-        for flag in entry.get("flags") or []:
-            found.append((name, "generator", str(flag)))
+        places = [("generator", str(flag)) for flag in entry.get("flags") or []]
         for task, result in (entry.get("utility") or {}).items():
-            for flag in (result.get("flags") or []) if isinstance(result, Mapping) else []:
-                found.append((name, str(task), str(flag)))
-        seen: set[tuple[str, str]] = set()
+            flags = (result.get("flags") or []) if isinstance(result, Mapping) else []
+            places += [(str(task), str(flag)) for flag in flags]
         for key, record in (entry.get("metrics") or {}).items():
-            metric = str(key).split(".")[0]
-            for flag in (record.get("flags") or []) if isinstance(record, Mapping) else []:
-                if (metric, str(flag)) not in seen:
-                    seen.add((metric, str(flag)))
-                    found.append((name, metric, str(flag)))
-    return found
+            flags = (record.get("flags") or []) if isinstance(record, Mapping) else []
+            places += [(str(key).split(".")[0], str(flag)) for flag in flags]
+        for place in places:
+            names = found.setdefault(place, [])
+            if name not in names:
+                names.append(name)
+    return [(", ".join(names), where, flag) for (where, flag), names in found.items()]
 
 
 def budget_line(entries: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:
@@ -304,7 +304,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if not ranked:
         lines.append("| — | *no ranked entry completed* |" + " |" * (len(header) - 2))
-    lines += ["", md_escape(SIGNIFICANCE_LEGEND), ""]
+    lines += ["", SIGNIFICANCE_LEGEND, ""]
     if references or verdict.get("real_only"):
         lines += _reference_section(references, verdict, tasks, columns)
     lines += _verdict_section(verdict)
