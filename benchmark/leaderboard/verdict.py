@@ -283,12 +283,22 @@ def _statements(
                 f"{entry['rank_interval'][1]}) is ahead of {', '.join(below)}: that ordering "
                 "holds across the resampled seeds and test images."
             )
-    tied = [e for e in scored if e.get("tied_with")]
-    if tied:
+    groups: dict[str, list[str]] = {}
+    for entry in scored:
+        if str(entry.get("rank_label", "")).startswith("="):
+            groups.setdefault(str(entry["rank_label"]), []).append(str(entry.get("name")))
+    for label, members in groups.items():
         lines.append(
-            "Tied (overlapping 95% rank intervals; the data cannot order them): "
-            + "; ".join(f"{e.get('name')} with {', '.join(e['tied_with'])}" for e in tied)
-            + "."
+            f"Tied at rank {label[1:]} (overlapping 95% rank intervals; the data cannot order "
+            f"them): {', '.join(members)}."
+        )
+    loose = [
+        e for e in scored
+        if e.get("tied_with") and not str(e.get("rank_label", "")).startswith("=")
+    ]
+    for entry in loose:  # overlaps that do not form a group with the entries around it
+        lines.append(
+            f"{entry.get('name')}'s rank interval also overlaps {', '.join(entry['tied_with'])}."
         )
     for entry in references:
         record = _record(entry, task) or {}
