@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from medsynbench.errors import MedSynBenchError, OutputError
 from medsynbench.runner import Runner
+from medsynbench.stats import unpack_correct
 from medsynbench.suite import load_suite
 
 from .conftest import toy_suite_text
@@ -33,23 +35,40 @@ def test_run_writes_results_csv_and_leaderboard(registry, toy_suite, tmp_path):
     _results, suite = run(registry, toy_suite)
     out = tmp_path / "out"
     on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["schema_version"] == 1
-    assert on_disk["suite"] == {**on_disk["suite"], "name": "toy", "hash": suite.hash}
+    assert on_disk["schema_version"] == 2
+    assert on_disk["suite"] == {**on_disk["suite"], "name": "toy", "hash": suite.hash,
+                                "protocol_hash": suite.protocol_hash}
     alpha = on_disk["entries"][0]
-    assert alpha["name"] == "alpha" and alpha["status"] == "ok"
+    assert alpha["name"] == "alpha" and alpha["status"] == "ok" and alpha["reference"] is None
     assert set(alpha["metrics"]["toy-gap.gap"]) == {
         "value", "axis", "higher_is_better", "encoder", "flags"}
+    # raw numbers only: per-seed scores of both arms and per-image correctness, no statistics
     utility = alpha["utility"]["toy-centroid"]
-    assert len(utility["treated"]["accuracy"]) == 6 and len(utility["baseline"]["accuracy"]) == 6
-    assert {"delta_pp", "ci95_pp", "p_value", "p_value_holm", "significant"} <= set(utility)
+    assert utility["primary"] == "accuracy" and utility["seeds"] == suite.seeds
+    assert len(utility["treated"]["accuracy"]) == 7 and len(utility["baseline"]["accuracy"]) == 7
+    assert not {"delta_pp", "ci95_pp", "p_value", "p_value_adj", "significant"} & set(utility)
+    n_eval = utility["n_eval"]
+    assert n_eval == 40 and len(utility["baseline_correct"]) == 7
+    for arm in ("baseline", "treated"):
+        bits = [unpack_correct(p, n_eval) for p in utility[f"{arm}_correct"]]
+        assert [b.mean() for b in bits] == pytest.approx(utility[arm]["accuracy"])
     assert (out / alpha["samples"]).is_file()
     manifest = on_disk["manifest"]
     assert manifest["suite_hash"] == suite.hash and manifest["torch"] and manifest["python"]
     assert set(manifest["stage_seconds"]) == {
         "prepare", "fit", "sample", "encode", "metrics", "tasks"}
     csv_lines = (out / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("entry,generator,baseline,status") and len(csv_lines) == 3
-    assert "alpha" in (out / "leaderboard.md").read_text()
+    assert csv_lines[0].startswith("entry,generator,reference,status") and len(csv_lines) == 3
+    assert "toy-centroid.treated.seed6" in csv_lines[0]
+    # the run's leaderboard.md is a board: Δ, Holm p and rank intervals computed over its entries
+    board = (out / "leaderboard.md").read_text()
+    rows = [line for line in board.splitlines()
+            if line.startswith("| ") and (" alpha |" in line or " beta |" in line)]
+    assert len(rows) == 2
+    for row in rows:
+        assert re.match(r"\| =?[12] \([12]–[12]\) \| (alpha|beta) \| [+-]\d+\.\d\d \[", row), row
+    assert "Rank intervals: 2000 bootstrap replicates resampling 7 seeds and 40 test images" \
+        in board
 
 
 def test_rerun_is_fully_cached_and_identical(registry, toy_suite, tmp_path):

@@ -109,7 +109,7 @@ def test_include_env_and_home_expansion(registry, tmp_path, monkeypatch):
     child = write(tmp_path, child_text, "child.toml")
     suite = load_suite(child, registry)
     assert suite.name == "child-7"  # overrides the base, keeps the base's seeds
-    assert suite.seeds == [0, 1, 2, 3, 4, 5]
+    assert suite.seeds == [0, 1, 2, 3, 4, 5, 6]
     assert suite.dataset.params["root"] == str(tmp_path)
 
 
@@ -130,6 +130,10 @@ def test_include_cycle(registry, tmp_path):
 
 def test_sweepable_list_expands_into_entries(registry, tmp_path):
     text = toy_suite_text(tmp_path).replace("spread = 5.0", "spread = [1.0, 2.0, 4.0]")
+    # 4 ranked entries: Holm over 4 exact Wilcoxon tests needs 8 seeds (4 × 2/2^7 ≥ 0.05)
+    with pytest.raises(SuiteError, match="give at least 8 seeds"):
+        load_suite(write(tmp_path, text), registry)
+    text = text.replace("seeds = [0, 1, 2, 3, 4, 5, 6]", "seeds = [0, 1, 2, 3, 4, 5, 6, 7]")
     suite = load_suite(write(tmp_path, text), registry)
     names = [e.name for e in suite.entries]
     assert names == ["alpha", "beta[spread=1.0]", "beta[spread=2.0]", "beta[spread=4.0]"]
@@ -186,3 +190,38 @@ def test_cpu_threads_is_a_compute_setting_not_part_of_the_hash(registry, tmp_pat
     pinned = load_suite(write(tmp_path, text, "b.toml"), registry)
     assert (plain.cpu_threads, pinned.cpu_threads) == (None, 3)
     assert plain.hash == pinned.hash
+
+
+UNDERPOWERED = ("seeds = [0, 1, 2, 3, 4, 5, 6]", "seeds = [0, 1, 2]")
+
+
+def test_underpowered_suite_is_refused_before_any_work(registry, tmp_path):
+    path = write(tmp_path, toy_suite_text(tmp_path).replace(*UNDERPOWERED))
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, registry)
+    message = str(err.value)
+    # 2 ranked entries: smallest Holm-adjusted p = 2 × 2/2^3 = 0.5; 2 × 2/2^7 < 0.05
+    assert message.startswith(f"{path}: suite.seeds: 3 seeds cannot reach p < 0.05")
+    assert "2 × 2/2^3 = 0.5" in message
+    assert "give at least 7 seeds" in message and "--allow-underpowered" in message
+    suite = load_suite(path, registry, allow_underpowered=True)
+    assert suite.seeds == [0, 1, 2]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "alpha.log").exists()
+
+
+def test_validate_command_refuses_underpowered_suite(cli_env, tmp_path):
+    path = write(tmp_path, toy_suite_text(tmp_path).replace(*UNDERPOWERED))
+    command = [sys.executable, "-m", "medsynbench.cli", "validate", str(path)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "suite.seeds: 3 seeds cannot reach p < 0.05" in lines[0]
+    assert "give at least 7 seeds" in lines[0] and "--allow-underpowered" in lines[0]
+    assert proc.stdout == ""
+    assert not (tmp_path / "out").exists()
+    insisted = subprocess.run([*command, "--allow-underpowered"], capture_output=True, text=True,
+                              env=cli_env)
+    assert insisted.returncode == 0, insisted.stderr
+    assert "CANNOT reach 0.05; needs ≥ 7 seeds" in insisted.stdout
+    assert not (tmp_path / "out").exists()

@@ -16,6 +16,7 @@ import pytest
 from leaderboard_fixtures import make_entry, make_results, standard_entries, write_results
 from medsynbench.leaderboard import read_leaderboard, read_results
 from medsynbench.leaderboard.build import build_site
+from medsynbench.leaderboard.markdown import rank_cell
 
 pytestmark = pytest.mark.browser
 
@@ -50,7 +51,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser")
-    entries = [*standard_entries(), make_entry(EVIL, 0.7, samples="samples/evil.png")]
+    entries = [*standard_entries(), make_entry(EVIL, 0.75, samples="samples/evil.png")]
     path = write_results(root / "run", make_results(entries))
     build_site([read_results(path)], root / "site")
     return root / "site"
@@ -75,30 +76,30 @@ def column(page: Any, index: int) -> list[str]:
 
 
 def test_rows_ordered_by_utility(page: Any, site: Path) -> None:
-    expected = [e["name"] for e in read_leaderboard(site / "leaderboard.json")["entries"]
-                if e["rank"] is not None]
-    assert expected[:3] == ["stylegan2[truncation=0.6]", "ldm", "vqvae2"]
-    assert column(page, 1) == [str(i) for i in range(1, len(expected) + 1)]
-    names = [n.removesuffix("baseline").strip() for n in column(page, 2)]
-    assert names == expected
+    ranked = [e for e in read_leaderboard(site / "leaderboard.json")["entries"]
+              if e["rank"] is not None]  # reference rows have their own table
+    expected = [e["name"] for e in ranked]
+    assert expected == ["stylegan2[truncation=0.6]", "vqvae2", "ldm", EVIL, "noise"]
+    assert column(page, 1) == [rank_cell(e) for e in ranked]  # e.g. "=1 (1–1)"
+    assert column(page, 2) == expected
     assert page.problems == [] and page.dialogs == []
 
 
 def test_column_click_resorts(page: Any) -> None:
     header = page.locator("#leaderboard thead th")
     header.nth(1).click()  # Entry, ascending
-    names = [n.removesuffix("baseline").strip() for n in column(page, 2)]
+    names = column(page, 2)
     assert names == sorted(names, key=str.lower) and names[0] == EVIL
     header.nth(1).click()  # descending
-    again = [n.removesuffix("baseline").strip() for n in column(page, 2)]
+    again = column(page, 2)
     assert again == list(reversed(names))
     fid = [h.strip() for h in header.all_inner_texts()].index("fid.fid ↓")
     header.nth(fid).click()
     values = [float(v) for v in column(page, fid + 1)]
-    assert values == sorted(values) and values[0] == 0.5
+    assert values == sorted(values) and values[0] == 10.0  # EVIL; copy-real is a reference row
     assert page.locator("#leaderboard thead th").nth(fid).get_attribute("aria-sort") == "ascending"
     header.nth(0).click()  # back to rank order
-    assert column(page, 1)[:3] == ["1", "2", "3"]
+    assert column(page, 2)[:3] == ["stylegan2[truncation=0.6]", "vqvae2", "ldm"]
     assert page.problems == []
 
 

@@ -17,7 +17,7 @@ from leaderboard_fixtures import (
     write_results,
 )
 from medsynbench.errors import MedSynBenchError, ResultsError
-from medsynbench.leaderboard import cli, read_leaderboard
+from medsynbench.leaderboard import cli, rank_entries, read_leaderboard
 from medsynbench.leaderboard.correlation import correlate, correlations
 from scipy import stats
 
@@ -45,8 +45,10 @@ def test_outputs_exist_and_json_validates(site: Path) -> None:
         assert (site / name).stat().st_size > 0
     document = read_leaderboard(site / "leaderboard.json")
     ranked = [e["name"] for e in document["entries"]]
-    assert ranked == ["stylegan2[truncation=0.6]", "ldm", "vqvae2", "copy-real", "noise",
+    assert ranked == ["stylegan2[truncation=0.6]", "vqvae2", "ldm", "noise", "copy-real",
                       "broken-gan"]
+    assert [e["rank"] for e in document["entries"]] == [1, 2, 3, 4, None, None]
+    assert document["schema_version"] == 2 and document["verdict"]["rank_task"] == "augmentation"
     assert {e["source"] for e in document["entries"]} == {
         str(site.parent / "run1" / "results.json"), str(site.parent / "run2" / "results.json")}
 
@@ -54,7 +56,7 @@ def test_outputs_exist_and_json_validates(site: Path) -> None:
 def test_plots_written_as_png_and_svg(site: Path) -> None:
     document = read_leaderboard(site / "leaderboard.json")
     kinds = [p["kind"] for p in document["plots"]]
-    assert kinds.count("scatter") == 4  # fid, precision, variety, privacy
+    assert kinds.count("scatter") == 5  # fid, precision, jpeg_bytes, variety V, privacy
     assert kinds.count("heatmap") == 1 and kinds.count("boxplot") == 1
     for plot in document["plots"]:
         assert (site / plot["png"]).read_bytes()[:4] == b"\x89PNG"
@@ -83,15 +85,23 @@ def test_include_real_shows_real_mosaic(tmp_path: Path) -> None:
 
 def test_csv_rows_follow_rank(site: Path) -> None:
     rows = list(csv.DictReader((site / "leaderboard.csv").open()))
-    assert [r["rank"] for r in rows] == ["1", "2", "3", "4", "5", ""]
-    assert rows[0]["augmentation.delta_pp"] == "2.5" and rows[0]["fid.fid"] == "20.0"
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4", "", ""]
+    assert [r["reference"] for r in rows] == ["", "", "", "", "memoriser", ""]
+    assert float(rows[0]["augmentation.delta_pp"]) == pytest.approx(2.5)
+    assert rows[0]["fid.fid"] == "20.0"
+    assert rows[0]["augmentation.p_value_adj"] == "0.03125"  # Holm: 4 ranked × 2/2^8
+    assert rows[0]["augmentation.family"] == "ranked entries"
+    assert rows[0]["augmentation.direction"] == "better" and rows[3]["augmentation.direction"] \
+        == "worse"
+    assert rows[4]["augmentation.family"] == "reference rows"
+    assert float(rows[0]["mean-image-jpeg.variety"]) == pytest.approx(0.375)  # 1 − 5000/8000
     assert rows[-1]["error"] == "CUDA out of memory while sampling"
 
 
 def test_correlations_match_scipy(site: Path) -> None:
     document = read_leaderboard(site / "leaderboard.json")
     row = next(r for r in document["correlations"] if r["metric"] == "fid.fid")
-    ok = [e for e in document["entries"] if e["rank"] is not None]
+    ok = [e for e in document["entries"] if e["status"] == "ok"]  # reference rows included
     fid = [e["metrics"]["fid.fid"]["value"] for e in ok]
     delta = [e["utility"]["augmentation"]["delta_pp"] for e in ok]
     rho, p = stats.spearmanr(fid, delta)
@@ -108,13 +118,16 @@ def test_correlation_reasons_for_small_and_constant() -> None:
     assert constant["spearman"] is None and "metric is constant" in constant["reason"]
     flat = correlate([1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
     assert flat["kendall"] is None and "utility Δ is constant" in flat["reason"]
-    rows = correlations([make_entry("a", 1.0, fid=5.0), make_entry("b", 2.0, fid=6.0)])
+    # over judged entries (the board's Δ): raw results carry no Δ
+    rows = correlations(rank_entries([make_entry("a", 1.0, fid=5.0),
+                                      make_entry("b", 2.0, fid=6.0)]))
     assert all(r["spearman"] is None and "only 2 entries" in r["reason"] for r in rows)
 
 
 def test_refuses_different_suite_hash(tmp_path: Path) -> None:
     first = write_results(tmp_path / "a", make_results([make_entry("x")]))
-    other = write_results(tmp_path / "b", make_results([make_entry("y")], suite_hash="b" * 64))
+    other = write_results(tmp_path / "b", make_results([make_entry("y")], suite_hash="b" * 64,
+                                                       protocol_hash="b" * 64))
     with pytest.raises(ResultsError, match="different suites") as info:
         run_cli(str(first), str(other), "--out", str(tmp_path / "site"))
     assert str(first) in str(info.value) and str(other) in str(info.value)
@@ -122,8 +135,8 @@ def test_refuses_different_suite_hash(tmp_path: Path) -> None:
 
 
 def test_refuses_other_schema_version(tmp_path: Path) -> None:
-    path = write_results(tmp_path / "a", make_results([make_entry("x")], schema_version=2))
-    with pytest.raises(ResultsError, match="schema_version int 2; this leaderboard reads"):
+    path = write_results(tmp_path / "a", make_results([make_entry("x")], schema_version=3))
+    with pytest.raises(ResultsError, match="schema_version int 3; this leaderboard reads version"):
         run_cli(str(path), "--out", str(tmp_path / "site"))
 
 
@@ -169,7 +182,7 @@ def test_leaderboard_json_validated_on_read(site: Path, tmp_path: Path) -> None:
     shuffled = copy.deepcopy(document)
     shuffled["entries"][0]["rank"] = 3
     (tmp_path / "r.json").write_text(json.dumps(shuffled))
-    with pytest.raises(ResultsError, match=r"ranks must be 1\.\.5 in order"):
+    with pytest.raises(ResultsError, match=r"ranks must be 1\.\.4 in order"):
         read_leaderboard(tmp_path / "r.json")
     with pytest.raises(ResultsError, match=r"not a leaderboard\.json"):
         read_leaderboard(site.parent / "run1" / "results.json")
@@ -182,7 +195,7 @@ def test_script_name_is_escaped_everywhere(tmp_path: Path) -> None:
     entry["params"]["sample"] = {"note": "</script><script>alert(3)</script>"}
     failed = make_entry("f<b>", status="failed")
     failed["error"] = "<iframe src=javascript:alert(4)>"
-    document = make_results([entry, make_entry("ok", 0.5), make_entry("z", 0.1), failed])
+    document = make_results([entry, make_entry("ok", 0.5), make_entry("z", 0.25), failed])
     document["suite"]["name"] = "<b>suite</b>"
     path = write_results(tmp_path / "run", document)
     assert run_cli(str(path), "--out", str(tmp_path / "site")) == 0
@@ -207,7 +220,8 @@ def test_console_script_prints_one_message(
     from medsynbench.cli import main
 
     first = write_results(tmp_path / "a", make_results([make_entry("x")]))
-    other = write_results(tmp_path / "b", make_results([make_entry("y")], suite_hash="c" * 64))
+    other = write_results(tmp_path / "b", make_results([make_entry("y")], suite_hash="c" * 64,
+                                                       protocol_hash="c" * 64))
     assert main(["leaderboard", str(first), str(other), "--out", str(tmp_path / "site")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: cannot merge results of different suites")

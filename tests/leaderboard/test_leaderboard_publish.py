@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from leaderboard_fixtures import (
-    SUITE_HASH,
+    PROTOCOL_HASH,
     make_entry,
     make_results,
     standard_entries,
@@ -33,7 +33,7 @@ def registered_root(tmp_path: Path) -> Path:
     root = tmp_path / "leaderboard"
     root.mkdir()
     registry = {"schema_version": 1, "suites": {"demo": [
-        {"version": "1", "hash": SUITE_HASH, "file": "suites/demo.toml"}]}}
+        {"version": "1", "hash": PROTOCOL_HASH, "file": "suites/demo.toml"}]}}
     (root / "suites.json").write_text(json.dumps(registry))
     return root
 
@@ -54,16 +54,18 @@ def test_register_publish_two_submissions_and_regenerate(tmp_path: Path) -> None
     first = write_results(tmp_path / "a", make_results(entries[:3]))
     assert run_cli("publish", str(first), "--root", str(root), "--register-suite") == 0
     registry = json.loads((root / "suites.json").read_text())
+    # registered by protocol hash: a later submission with other generators still matches
     assert registry["suites"]["demo"] == [
-        {"version": "1", "hash": SUITE_HASH, "file": "suites/demo.toml"}]
+        {"version": "1", "hash": PROTOCOL_HASH, "file": "suites/demo.toml"}]
     # a second submission of the same suite, with its own copy-real baseline
     second_entries = [entries[0], *entries[3:]]
-    second = write_results(tmp_path / "b", make_results(second_entries))
+    second = write_results(tmp_path / "b", make_results(second_entries, suite_hash="d" * 64))
     report = publish(second, root)
     assert report.stored is not None and report.stored.parent == root / "submissions" / "demo"
     stored = json.loads(report.stored.read_text())
     assert stored["submission"]["id"] == report.submission_id
-    assert stored["manifest"]["gpu"] is None and stored["suite"]["hash"] == SUITE_HASH
+    assert stored["manifest"]["gpu"] is None
+    assert stored["suite"]["protocol_hash"] == PROTOCOL_HASH and stored["schema_version"] == 2
     # real-image mosaics are never stored; synthetic ones are, next to the submission
     assert "not stored: mosaic of 'copy-real' shows real training images" in report.notes
     stored_files = files_under(root / "submissions")
@@ -73,8 +75,10 @@ def test_register_publish_two_submissions_and_regenerate(tmp_path: Path) -> None
     site = root / "site" / "demo-1"
     document = read_leaderboard(site / "leaderboard.json")
     names = [e["name"] for e in document["entries"]]
-    assert names[0] == "stylegan2[truncation=0.6]" and names[-1] == "broken-gan"
+    assert names[:4] == ["stylegan2[truncation=0.6]", "vqvae2", "ldm", "noise"]
+    assert names[-1] == "broken-gan"
     assert any(n.startswith("copy-real @ ") for n in names) and "copy-real" in names
+    assert [e["rank"] for e in document["entries"]] == [1, 2, 3, 4, None, None, None]
     assert len(document["sources"]) == 2
     assert (site / "index.html").exists() and (site / "samples" / "ldm.png").exists()
     assert 'href="demo-1/index.html"' in (root / "site" / "index.html").read_text()
@@ -92,7 +96,8 @@ def test_check_only_writes_nothing(tmp_path: Path) -> None:
 
 def test_rejects_wrong_suite_hash(tmp_path: Path) -> None:
     root = registered_root(tmp_path)
-    path = write_results(tmp_path / "a", make_results([make_entry("x")], suite_hash="f" * 64))
+    path = write_results(tmp_path / "a", make_results([make_entry("x")], suite_hash="f" * 64,
+                                                       protocol_hash="f" * 64))
     with pytest.raises(ResultsError, match="does not match the registered hash") as info:
         publish(path, root)
     assert "re-run suites/demo.toml unchanged" in str(info.value)
@@ -111,7 +116,7 @@ def test_rejects_unknown_suite_and_version_mismatch(tmp_path: Path) -> None:
         publish(path, root)
     with pytest.raises(ResultsError, match="already registered with hash"):
         publish(write_results(tmp_path / "c", make_results([make_entry("x")],
-                              suite_hash="e" * 64)), root, register_suite=True)
+                              protocol_hash="e" * 64)), root, register_suite=True)
 
 
 def test_rejects_missing_provenance_fields(tmp_path: Path) -> None:

@@ -12,17 +12,25 @@ def names(entries: list[dict]) -> list[str]:
     return [e["name"] for e in entries]
 
 
-def test_significant_before_larger_nonsignificant_delta_and_failed_last() -> None:
+def test_ranked_by_delta_then_reference_rows_then_failed() -> None:
     ranked = rank_entries(standard_entries())
     assert names(ranked) == [
-        "stylegan2[truncation=0.6]",  # significant, Δ 2.5
-        "ldm",  # significant, Δ 1.0
-        "vqvae2",  # not significant, Δ 1.2
-        "copy-real",  # 0.4
-        "noise",  # -3.0
+        "stylegan2[truncation=0.6]",  # Δ +2.5, significant
+        "vqvae2",  # Δ +1.25, NOT significant: still above ldm — significance is not a sort key
+        "ldm",  # Δ +1.0, significant
+        "noise",  # Δ -3.0
+        "copy-real",  # the memoriser: a reference row, shown but never ranked
         "broken-gan",  # failed
     ]
-    assert [e["rank"] for e in ranked] == [1, 2, 3, 4, 5, None]
+    assert [e["rank"] for e in ranked] == [1, 2, 3, 4, None, None]
+    by_name = {e["name"]: e for e in ranked}
+    assert by_name["vqvae2"]["utility"]["augmentation"]["significant"] is False
+    assert by_name["ldm"]["utility"]["augmentation"]["significant"] is True
+    # vqvae2 above ldm by Δ, but the data cannot order them: their rank intervals overlap
+    assert "ldm" in by_name["vqvae2"]["tied_with"] and "vqvae2" in by_name["ldm"]["tied_with"]
+    assert by_name["noise"]["rank_interval"] == [4, 4] and by_name["noise"]["tied_with"] == []
+    assert by_name["copy-real"]["rank_interval"] is None
+    assert by_name["copy-real"]["utility"]["augmentation"]["family"] == "reference rows"
 
 
 def test_input_is_not_modified() -> None:
@@ -30,6 +38,7 @@ def test_input_is_not_modified() -> None:
     before = copy.deepcopy(entries)
     ranked = rank_entries(entries)
     assert entries == before
+    assert "delta_pp" not in entries[2]["utility"]["augmentation"]  # the board's, not the input's
     ranked[0]["utility"]["augmentation"]["delta_pp"] = 99.0
     assert entries == before
 
@@ -41,42 +50,67 @@ def test_fidelity_never_affects_rank() -> None:
         for record in entry["metrics"].values():
             record["value"] = float(1000 - 37 * i)
         entry["efficiency"]["fit_seconds"] = float(i)
-    assert names(rank_entries(entries)) == names(rank_entries(shuffled))
+    first, second = rank_entries(entries), rank_entries(shuffled)
+    assert names(first) == names(second)
+    assert [e["rank_interval"] for e in first] == [e["rank_interval"] for e in second]
 
 
-def test_ties_are_broken_by_secondary_utility_then_name() -> None:
+def test_equal_delta_is_a_tie_ordered_by_name_not_by_secondary_utility() -> None:
+    same = [2.0, 3.0, 2.5, 2.5, 3.0, 2.0, 2.25, 2.75]  # identical per-seed Δ, mean +2.5
     entries = [
-        make_entry("b", 1.0, feature_extraction=0.5),
-        make_entry("a", 1.0, feature_extraction=0.5),
-        make_entry("c", 1.0, feature_extraction=2.0),
-        make_entry("d", 1.0),  # no feature-extraction result: after those that have one
+        make_entry("b", deltas=same, feature_extraction=0.5),
+        make_entry("a", deltas=same, feature_extraction=0.5),
+        make_entry("c", deltas=same, feature_extraction=2.0),  # a larger secondary Δ: no effect
+        make_entry("d", -3.0),
     ]
-    assert names(rank_entries(entries)) == ["c", "a", "b", "d"]
-    assert names(rank_entries(list(reversed(entries)))) == ["c", "a", "b", "d"]
+    for order in (entries, list(reversed(entries))):
+        ranked = rank_entries(order)
+        assert names(ranked) == ["a", "b", "c", "d"]
+        assert [e["rank_label"] for e in ranked] == ["=1", "=1", "=1", "4"]
+        assert sorted(ranked[0]["tied_with"]) == ["b", "c"]
+        assert ranked[3]["tied_with"] == [] and ranked[3]["rank_interval"] == [4, 4]
 
 
 def test_missing_primary_utility_ranks_after_present() -> None:
     entries = [make_entry("no-aug", None, feature_extraction=9.0), make_entry("neg", -5.0)]
-    assert names(rank_entries(entries)) == ["neg", "no-aug"]
+    ranked = rank_entries(entries)
+    assert names(ranked) == ["neg", "no-aug"]
+    assert ranked[1]["rank"] == 2 and ranked[1]["rank_interval"] is None
+    missing = make_entry("missing", deltas=[1.0] * 7 + [None])  # one seed produced no score
+    ranked = rank_entries([missing, make_entry("low", -1.0)])
+    assert names(ranked) == ["low", "missing"]
+    record = ranked[1]["utility"]["augmentation"]
+    assert record.get("delta_pp") is None and "no per-seed scores" in record["note"]
     nan = make_entry("nan", 1.0)
-    nan["utility"]["augmentation"]["delta_pp"] = float("nan")
+    nan["utility"]["augmentation"]["treated"]["accuracy"][3] = float("nan")
     assert names(rank_entries([nan, make_entry("low", -1.0)])) == ["low", "nan"]
 
 
 def test_markdown_table_contents() -> None:
     text = render_markdown(make_results(standard_entries()))
     lines = text.splitlines()
-    table = [line for line in lines if line.startswith("| ") and "Rank" not in line]
-    assert table[0].startswith("| 1 | stylegan2[truncation=0.6] |")
-    assert "+2.50 [+2.00, +3.00] p=0.0312 (Holm 0.0312) ✔" in table[0]
-    assert "| 4 | copy-real | baseline |" in text
     header = next(line for line in lines if line.startswith("| Rank"))
-    for column in ("augmentation Δ pp", "fid.fid ↓", "prdc.precision ↑", "knn-privacy.P ↑",
-                   "mean-image-jpeg.variety ↑", "s / 1000 img ↓"):
+    start = lines.index(header) + 2
+    table = lines[start: lines.index("", start)]
+    assert [row.split(" | ")[1] for row in table] == [
+        "stylegan2[truncation=0.6]", "vqvae2", "ldm", "noise"]
+    # rank label (tie "=1") with the 95% rank interval; Δ, simultaneous CI, Holm p, ▲
+    assert table[0].startswith("| =1 (1–1) | stylegan2[truncation=0.6] | +2.50 [")
+    assert "p=0.0312 ▲" in table[0]  # Holm over 4 ranked entries: 4 × 2/2^8
+    assert table[1].startswith("| =1 (1–3) | vqvae2 | +1.25 [") and "p=0.281 |" in table[1]
+    assert table[3].startswith("| 4 (4–4) | noise | -3.00 [") and "p=0.0312 ▼" in table[3]
+    for column in ("augmentation Δ pp [CI] p", "fid.fid ↓", "prdc.precision ↑",
+                   "knn-privacy.P ↑", "mean-image-jpeg.variety ↑", "s / 1000 img ↓"):
         assert column in header
     # fidelity columns come before variety, privacy and efficiency
     assert header.index("fid.fid") < header.index("variety") < header.index("knn-privacy")
     assert header.index("knn-privacy") < header.index("fit s")
+    # the memoriser and real only are reference rows, outside the ranked table
+    assert "## Reference rows (not ranked)" in text
+    assert "| real only | reference (Δ = 0) | 0 (accuracy 80.12%) |" in text
+    assert "| copy-real | memoriser | +0.50 [" in text
+    assert "## What the differences mean" in text
+    assert "Not distinguishable from real data alone at α = 0.05 (Holm): vqvae2." in text
     assert "## Failed entries" in text
     assert "**broken-gan** (stage `sample`): CUDA out of memory while sampling" in text
 
@@ -93,11 +127,12 @@ def test_markdown_escapes_names_and_errors() -> None:
 
 def test_markdown_without_completed_entries() -> None:
     text = render_markdown(make_results([make_entry("x", status="failed")]))
-    assert "no entry completed" in text and "x" in text
+    assert "no ranked entry completed" in text and "**x** (stage `sample`)" in text
 
 
 def test_markdown_of_plain_results_includes_correlations() -> None:
     text = render_markdown(make_results(standard_entries()))
     assert "## Does fidelity predict utility?" in text
     fid_row = next(line for line in text.splitlines() if line.startswith("| fid.fid |"))
+    # over the 5 completed entries (4 generators and the memoriser), by FID vs Δ
     assert "| 5 | -0.300 (0.624) | -0.200 (0.817) | +0.300 |" in fid_row
