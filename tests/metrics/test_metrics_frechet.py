@@ -179,3 +179,22 @@ def test_gpu_equals_cpu() -> None:
         metrics.fid(real, fake, device="cpu"), abs=1e-8)
     assert metrics.kid(real, fake, subsets=5, device="cuda")["kid_mean"] == pytest.approx(
         metrics.kid(real, fake, subsets=5, device="cpu")["kid_mean"], abs=1e-10)
+
+
+def test_rank_deficient_gram_route_equals_the_eigenvalue_form() -> None:
+    # N, M < d: fid() takes tr √(Σr Σf) from the singular values of A Bᵀ; the statistics route
+    # (frechet_distance on numpy covariances) takes it from a d×d eigendecomposition.
+    import warnings
+
+    from medsynbench.plugins.metrics.frechet import fid, frechet_distance
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(40, 96))
+    for fake in (rng.normal(0.3, 1.2, size=(50, 96)), real.copy(), np.repeat(real[:2], 20, 0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = fid(real, fake, device="cpu")
+        reference = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0),
+                                     np.cov(fake, rowvar=False), device="cpu")
+        assert ours == pytest.approx(reference, rel=1e-7, abs=1e-4)  # eigen route: ±3e-6 noise
+    assert abs(fid(real, real.copy(), device="cpu")) < 1e-9  # a copy is 0, not −1e-5
