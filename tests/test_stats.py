@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import numpy as np
+import pytest
 from medsynbench.stats import (
     holm,
     min_adjusted_p,

@@ -26,9 +26,9 @@ name = "validation"
 plugin = "phantom-xray"
 classes = 2
 resolution = 32
-n_train = 80
-n_val = 80
-n_test = 120
+n_train = 60
+n_val = 60
+n_test = 100
 lesion_contrast = 0.3
 marker_rate = 0.1
 seed = 0
@@ -36,6 +36,16 @@ seed = 0
 [[encoders]]
 plugin = "efficientnet-lite0"
 resolution = 64
+
+[[tasks]]
+plugin = "augmentation"
+classifier = "small-cnn"
+epochs = 8
+
+[[tasks]]
+plugin = "bias-probe"
+classifier = "small-cnn"
+epochs = 8
 
 [output]
 dir = "{out}"

@@ -91,9 +91,10 @@ def handle(args: argparse.Namespace) -> int:
     loaded = [read_results(path) for path in inputs]
     document = build_site(loaded, args.out, include_real=args.include_real)
     ranked = [e for e in document["entries"] if e.get("rank") is not None]
-    failed = len(document["entries"]) - len(ranked)
+    failed = sum(1 for e in document["entries"] if e.get("status", "ok") != "ok")
+    references = len(document["entries"]) - len(ranked) - failed
     print(
         f"leaderboard of suite {document['suite'].get('name')!r}: {len(ranked)} ranked, "
-        f"{failed} failed → {Path(args.out) / 'index.html'}"
+        f"{references} reference rows, {failed} failed → {Path(args.out) / 'index.html'}"
     )
     return 0
