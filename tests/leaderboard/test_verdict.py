@@ -283,3 +283,22 @@ def test_flags_appear_in_markdown_csv_and_html(tmp_path: Path) -> None:
     for text in ("seed 3: the classifier did not converge",
                  "encoder weights missing: random features", "fit stopped early at step 40"):
         assert text in flags_html
+
+
+def test_a_board_merging_two_float_stacks_says_so(tmp_path: Path) -> None:
+    entries = identity_entries()
+    first, second = make_results(entries[:2], suite_hash="b" * 64), make_results(entries[2:])
+    first["manifest"]["float_stack_id"] = "aaaaaaaaaaaa"
+    second["manifest"]["float_stack_id"] = "bbbbbbbbbbbb"
+    paths = [write_results(tmp_path / "one", first), write_results(tmp_path / "two", second)]
+    assert run_cli(*map(str, paths), "--out", str(tmp_path / "mixed")) == 0
+    document = read_leaderboard(tmp_path / "mixed" / "leaderboard.json")
+    assert document["verdict"]["stacks"] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    statement = "merges results computed on 2 different hardware/software stacks"
+    assert any(statement in s for s in document["verdict"]["statements"])
+    assert statement in (tmp_path / "mixed" / "leaderboard.md").read_text()
+    # one stack: no such statement
+    second["manifest"]["float_stack_id"] = "aaaaaaaaaaaa"
+    paths[1] = write_results(tmp_path / "three", second)
+    assert run_cli(*map(str, paths), "--out", str(tmp_path / "same")) == 0
+    assert statement not in (tmp_path / "same" / "leaderboard.md").read_text()
