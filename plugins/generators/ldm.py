@@ -31,6 +31,7 @@ from medsynbench.kinds import Generator, RunContext
 from medsynbench.params import Param
 from torch import nn
 
+from .rng import fit_rng
 from .training import (
     TimeBudget,
     Trainer,
@@ -115,7 +116,7 @@ class LDM(Generator):
     """Latent diffusion: VQ-f8 first stage, conditional UNet, DDPM training, DDIM sampling."""
 
     name = "ldm"
-    version = "0.1.0"
+    version = "0.2.0"  # 0.2: exact resume (RNG states in resume checkpoints)
     description = "latent diffusion (VQ 8× first stage, conditional UNet, DDIM sampling)"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(
@@ -177,13 +178,18 @@ class LDM(Generator):
     def fit(
         self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
     ) -> Mapping[str, Any]:
+        with fit_rng(ctx.seed, resolve_device(ctx)):  # weights, codebook restarts
+            return self._fit(train, class_names, Path(workdir), ctx)
+
+    def _fit(
+        self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
+    ) -> Mapping[str, Any]:
         cfg = self._config(train.image_shape, len(class_names))
         c = self.config
         device = resolve_device(ctx)
-        torch.manual_seed(ctx.seed)
         models = prepare_module(self._build(train.image_shape, len(class_names)), device)
         ae, unet, ema = models["ae"], models["unet"], models["ema"]
-        work = ctx.child(workdir=Path(workdir))
+        work = ctx.child(workdir=workdir)
         budget = TimeBudget(c["max_train_seconds"], 2)
         images = torch.as_tensor(np.asarray(train.images))
         labels = torch.as_tensor(train.labels)
@@ -250,7 +256,7 @@ class LDM(Generator):
 
         unet_result = trainer.run(unet_step)
         self.models, self.meta = models.eval(), {"config": cfg}
-        save_checkpoint(Path(workdir) / "ldm.pt", self.name, cfg, {"state": models.state_dict()})
+        save_checkpoint(workdir / "ldm.pt", self.name, cfg, {"state": models.state_dict()})
         return {
             "steps": ae_result["steps"] + unet_result["steps"],
             "train_seconds": ae_result["seconds"] + unet_result["seconds"],

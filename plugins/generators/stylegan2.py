@@ -44,6 +44,7 @@ from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError
 
 from . import stylegan2_networks as nets
+from .rng import fit_rng
 from .training import (
     Trainer,
     batch_indices,
@@ -240,7 +241,7 @@ class StyleGAN2(Generator):
     """Class-conditional StyleGAN2 with R1, EMA generator and per-class truncation ψ."""
 
     name: ClassVar[str] = "stylegan2"
-    version: ClassVar[str] = "0.2.0"
+    version: ClassVar[str] = "0.3.0"  # 0.3: exact resume (RNG states in checkpoints)
     description: ClassVar[str] = "conditional StyleGAN2 (pure PyTorch), truncation ψ sweepable"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(PRESETS, _CHECKS),
@@ -286,11 +287,10 @@ class StyleGAN2(Generator):
             raise GeneratorError("generator 'stylegan2': the training split is empty")
         device = resolve_device(ctx)
         n_classes = len(class_names)
-        devices = [device.index or 0] if device.type == "cuda" else []
         benchmark = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: autotune convs
         try:
-            result, g_ema = self._fit(train, n_classes, Path(workdir), ctx, device, devices)
+            result, g_ema = self._fit(train, n_classes, Path(workdir), ctx, device)
         finally:
             torch.backends.cudnn.benchmark = benchmark
         self._g = g_ema
@@ -310,10 +310,9 @@ class StyleGAN2(Generator):
 
     def _fit(
         self, train: ImageSet, n_classes: int, workdir: Path, ctx: RunContext,
-        device: torch.device, devices: list[int],
+        device: torch.device,
     ) -> tuple[dict[str, Any], nets.Generator]:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.seed)  # initial weights, training noise, style mixing
+        with fit_rng(ctx.seed, device):  # initial weights, z, noise, style mixing, DiffAugment
             g = self._build(train.image_shape, n_classes)
             d = nets.Discriminator(train.image_shape[1], train.image_shape[0], n_classes,
                                    self.config["channel_base"], self.config["channel_max"])

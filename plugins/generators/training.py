@@ -11,6 +11,8 @@ alike:
   CUDA, a periodic resume checkpoint in ``ctx.workdir`` and resumption from it after a kill.
 - :func:`check_counts`, :func:`require_fitted`, :func:`torch_generator` and :func:`class_seed`
   make ``sample(counts, seed)`` validate its request and be deterministic for a seed.
+- The :class:`Trainer`'s resume checkpoints hold the global RNG states (:mod:`.rng`), so a fit
+  run under :func:`~.rng.fit_rng` resumes exactly as an uninterrupted one would have run on.
 - :func:`measure_sampling` is the common efficiency probe (peak GPU memory for 8 images,
   seconds per 1000 images).
 """
@@ -33,6 +35,8 @@ from medsynbench.errors import GeneratorError
 from medsynbench.kinds import RunContext
 from medsynbench.params import Param
 from torch import nn
+
+from .rng import rng_state, set_rng_state
 
 __all__ = [
     "TimeBudget",
@@ -251,7 +255,7 @@ def save_checkpoint(
     """Atomically write ``payload`` (state dicts, tensors, plain values) with its config."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "generator": name, "config": _plain(config), **payload}
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")  # per process
     with open(tmp, "wb") as handle:
         torch.save(data, handle)
         handle.flush()
@@ -369,10 +373,14 @@ class Trainer:
     The step function computes losses under :meth:`autocast` and calls :meth:`backward` for
     each optimiser; it returns the losses to display (tensors or floats). Every
     ``checkpoint_every`` steps (and at the end) the modules, optimisers, scaler, the RNG for
-    augmentations (``data_rng``) and elapsed time are saved to ``ctx.workdir/<tag>.resume.pt``;
-    a later run with the same configuration resumes from there. ``max_seconds`` stops early
-    (counted across resumes; the first step of each run, which pays for CUDA/cuDNN warm-up,
-    is not counted).
+    augmentations (``data_rng``), the global RNG states (:func:`~.rng.rng_state`; codebook
+    restarts, noise and dropout draw from them) and elapsed time are saved to
+    ``ctx.workdir/<tag>.resume.pt``; a later run with the same configuration resumes from
+    there bit for bit (same device and thread count), provided the step function keeps no
+    other state across steps and the fit runs under :func:`~.rng.fit_rng`, so the global RNGs
+    start each fit alike. A checkpoint without RNG states (an older version's) is refused.
+    ``max_seconds`` stops early (counted across resumes; the first step of each run, which
+    pays for CUDA/cuDNN warm-up, is not counted).
     """
 
     def __init__(
@@ -431,6 +439,7 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "data_rng": self.data_rng.get_state(),
+            "rng": rng_state(),
             "extra": self.extra_state,
         }
 
@@ -443,12 +452,20 @@ class Trainer:
         if not self.resume_path.is_file():
             return False
         data = load_checkpoint(self.resume_path, self.name, self.config)
+        if "rng" not in data:
+            raise GeneratorError(
+                f"generator {self.name!r}: resume checkpoint {self.resume_path} was written by "
+                "an earlier version that did not save the random-number state, so resuming "
+                "from it would not reproduce an uninterrupted fit; delete it (or its work "
+                "directory) and fit again"
+            )
         for key, module in self.modules.items():
             module.load_state_dict(data["modules"][key])
         for key, opt in self.optimizers.items():
             opt.load_state_dict(data["optimizers"][key])
         self.scaler.load_state_dict(data["scaler"])
         self.data_rng.set_state(data["data_rng"])
+        set_rng_state(data["rng"])
         self.extra_state.update(data.get("extra", {}))
         self.step, self.elapsed = int(data["step"]), float(data["elapsed"])
         self.ctx.log(f"{self.name}: resuming {self.tag} from step {self.step} ({self.resume_path})")

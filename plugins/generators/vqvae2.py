@@ -30,6 +30,7 @@ from medsynbench.params import Param
 from torch import nn
 
 from .pixelcnn import GatedPixelCNN
+from .rng import fit_rng
 from .training import (
     TimeBudget,
     Trainer,
@@ -156,7 +157,7 @@ class VQVAE2(Generator):
     """Two-level VQ-VAE-2 with PixelCNN priors; one model per class by default."""
 
     name = "vqvae2"
-    version = "0.1.0"
+    version = "0.2.0"  # 0.2: exact resume (RNG states in resume checkpoints)
     description = "VQ-VAE-2 (top/bottom EMA codebooks) + gated PixelCNN priors, one per class"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(PRESETS),
@@ -193,13 +194,18 @@ class VQVAE2(Generator):
     def fit(
         self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
     ) -> Mapping[str, Any]:
+        with fit_rng(ctx.seed, resolve_device(ctx)):  # weights, codebook restarts
+            return self._fit(train, class_names, Path(workdir), ctx)
+
+    def _fit(
+        self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext
+    ) -> Mapping[str, Any]:
         n_classes = len(class_names)
         cfg = self._config(train.image_shape, n_classes)
         device = resolve_device(ctx)
-        torch.manual_seed(ctx.seed)  # initial weights and codebook restarts
         parts = self._build(train.image_shape, n_classes)
         prepare_module(parts, device)
-        work = ctx.child(workdir=Path(workdir))
+        work = ctx.child(workdir=workdir)
         steps, seconds, losses = 0, 0.0, {}  # losses: "<class>.<stage>.<loss>" → value
         budget = TimeBudget(self.config["max_train_seconds"], 3 * len(parts))
         for index, part in enumerate(parts):
@@ -220,7 +226,7 @@ class VQVAE2(Generator):
                     {f"{tag}.{stage['stage']}.{k}": v for k, v in stage["losses"].items()}
                 )
         self.parts, self.meta = parts, {"config": cfg}
-        save_checkpoint(Path(workdir) / "vqvae2.pt", self.name, cfg, {"state": parts.state_dict()})
+        save_checkpoint(workdir / "vqvae2.pt", self.name, cfg, {"state": parts.state_dict()})
         final = float(np.mean([v for k, v in losses.items() if k.endswith("recon")] or [0.0]))
         return {
             "steps": steps,
