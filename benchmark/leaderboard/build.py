@@ -1,9 +1,11 @@
 """Build a leaderboard folder: leaderboard.json, .csv, .md, index.html, plots/ and samples/.
 
-Sample mosaics are copied next to the page. Mosaics that show real images — entries flagged
-``samples_real: true``, reference rows, or made by a generator in :data:`REAL_IMAGE_GENERATORS`
-(for results that predate the flag) — are withheld unless ``include_real`` is set, so a
-published site never shows patient images by accident.
+Sample mosaics are copied next to the page — only files inside their results file's folder
+(:func:`~.loading.sample_path`; an absolute path or a ``..`` escape is not read and the entry's
+``samples_note`` says why), with their pixel size (``samples_size``). Mosaics that show real
+images — entries flagged ``samples_real: true``, reference rows, or made by a generator in
+:data:`REAL_IMAGE_GENERATORS` (for results that predate the flag) — are withheld unless
+``include_real`` is set, so a published site never shows patient images by accident.
 """
 
 from __future__ import annotations
@@ -105,9 +107,9 @@ def _copy_samples(
     used: set[str] = set()
     for entry in document["entries"]:
         declared = entry.get("samples")
-        entry["samples"], entry["samples_note"] = None, None
+        entry["samples"], entry["samples_note"], entry["samples_size"] = None, None, None
         source = merged.sample_files.get(str(entry.get("name")))
-        if not declared or source is None:
+        if not declared:
             continue
         if shows_real_images(entry) and not include_real:
             entry["samples_note"] = (
@@ -115,9 +117,15 @@ def _copy_samples(
                 f"(generator {entry.get('generator')}). Build with --include-real to show it."
             )
             continue
+        if source is None:
+            entry["samples_note"] = merged.sample_problems.get(
+                str(entry.get("name")), f"Sample mosaic {declared} was not found."
+            )
+            continue
         try:
             with source.open("rb") as handle:
-                is_png = handle.read(8) == _PNG_MAGIC
+                header = handle.read(24)
+                is_png = header[:8] == _PNG_MAGIC
         except OSError:
             entry["samples_note"] = f"Sample mosaic {declared} was not found next to the results."
             continue
@@ -128,6 +136,9 @@ def _copy_samples(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         entry["samples"] = f"samples/{target.name}"
+        # IHDR: width and height (big-endian) let the page draw the mosaic at an integer scale
+        entry["samples_size"] = [int.from_bytes(header[16:20], "big"),
+                                 int.from_bytes(header[20:24], "big")]
 
 
 def _finite_json(value: Any) -> Any:

@@ -1,25 +1,42 @@
-"""Which columns a leaderboard shows, and how their values are read and formatted.
+"""Which columns a leaderboard shows, what they are called, and how their values are formatted.
 
 Shared by the Markdown, CSV and HTML writers so that the three always show the same columns in
 the same order: utility tasks (ranking priority), then metric columns grouped by axis
 (fidelity, variety, privacy, efficiency, anything else), then the entry's efficiency record.
+
+Every known quantity has a human name and a one-line definition (:data:`QUANTITIES`, the same
+text as the "Quantities on the board" section of docs/leaderboard.md); unknown ones show their
+key. :data:`HEADLINE` names the few columns of the compact main table — one or two per axis —
+the rest are folded into the full table. Values are shown to the precision of their column
+(:func:`column_decimals`): an FID of −9e-06 beside FIDs in the hundreds is float noise and shows
+as ``0.0``; the JSON and CSV keep the raw value.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "AXIS_ORDER",
+    "AXIS_TITLES",
     "CORRELATED_AXES",
+    "DOCS_SECTION",
     "EFFICIENCY_FIELDS",
+    "HEADLINE",
+    "QUANTITIES",
+    "TASKS",
     "Column",
+    "Quantity",
+    "column_decimals",
+    "describe_column",
     "efficiency_columns",
     "format_number",
     "format_p",
+    "format_value",
+    "headline_columns",
     "metric_columns",
     "metric_value",
 ]
@@ -28,6 +45,106 @@ __all__ = [
 AXIS_ORDER: tuple[str, ...] = ("fidelity", "variety", "privacy", "efficiency")
 #: Axes whose metrics are correlated with utility.
 CORRELATED_AXES: tuple[str, ...] = ("fidelity", "variety", "privacy")
+#: What each axis asks, for group headings.
+AXIS_TITLES: dict[str, str] = {
+    "utility": "utility — does the synthetic data help a classifier?",
+    "fidelity": "fidelity — do the images look real?",
+    "variety": "variety — do they cover the range of the real data?",
+    "privacy": "privacy — are they not copies of training images?",
+    "efficiency": "efficiency — what do they cost?",
+}
+#: Where the definitions are written out in the repository (named by the page and the Markdown).
+DOCS_SECTION = "docs/leaderboard.md, section “Quantities on the board”"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A human name (short ``label`` for a column header) and a one-line ``definition``."""
+
+    label: str
+    name: str
+    definition: str
+
+
+#: Known metric keys (``plugin.quantity``) and efficiency fields; anything else shows its key.
+QUANTITIES: dict[str, Quantity] = {
+    "fid.fid": Quantity("FID", "Fréchet distance",
+                        "distance between Gaussian fits of real and synthetic image features"),
+    "kid.kid_mean": Quantity("KID", "kernel inception distance",
+                             "mean MMD² between real and synthetic features over subsets"),
+    "kid.kid_std": Quantity("KID sd", "KID spread", "standard deviation of KID over subsets"),
+    "prdc.precision": Quantity("precision", "precision",
+                               "share of synthetic images inside the k-NN manifold of "
+                               "the real images"),
+    "prdc.density": Quantity("density", "density",
+                             "how many real k-NN balls hold each synthetic image, on average"),
+    "prdc.recall": Quantity("recall", "recall",
+                            "share of real images inside the k-NN manifold of the "
+                            "synthetic images"),
+    "prdc.coverage": Quantity("coverage", "coverage",
+                              "share of real images with a synthetic image in their k-NN ball"),
+    "knn-privacy.fidelity": Quantity("F", "kNN fidelity F",
+                                     "share of synthetic images inside the real k-NN manifold "
+                                     "(Xing et al.)"),
+    "knn-privacy.privacy": Quantity("P", "kNN privacy P",
+                                    "1 − share of synthetic images closer to a real image than "
+                                    "its own nearest real neighbour (a copy)"),
+    "knn-privacy.fidelity_privacy": Quantity("F^p", "privacy-adjusted fidelity F^p",
+                                             "share of synthetic images that are realistic and "
+                                             "not copies"),
+    "mean-image-jpeg.variety": Quantity("V", "variety V",
+                                        "1 − min-max normalised JPEG size of the mean synthetic "
+                                        "image over the entries of this board (1 = most varied)"),
+    "mean-image-jpeg.variety_class_mean": Quantity("V per class", "per-class variety V",
+                                                   "V from the per-class mean images"),
+    "mean-image-jpeg.jpeg_bytes": Quantity("mean-image bytes", "mean-image JPEG size",
+                                           "bytes of the JPEG of the mean synthetic image "
+                                           "(a sharp mean = little variety)"),
+    "mean-image-jpeg.jpeg_bytes_class_mean": Quantity("class mean-image bytes",
+                                                      "per-class mean-image JPEG size",
+                                                      "the same, averaged over classes"),
+    "mean-image-jpeg.real_jpeg_bytes": Quantity("real mean-image bytes",
+                                                "real mean-image JPEG size",
+                                                "the same for the real training images "
+                                                "(a reference, equal for every entry)"),
+    "dcr.dcr_median": Quantity("DCR", "distance to closest record",
+                               "median distance of a synthetic image to its closest training "
+                               "image"),
+    "dcr.dcr_p05": Quantity("DCR 5%", "DCR 5th percentile", "5th percentile of that distance"),
+    "dcr.heldout_dcr_median": Quantity("held-out DCR", "held-out DCR",
+                                       "the same median for held-out real images"),
+    "dcr.closer_to_train": Quantity("closer to train", "closer to train",
+                                    "share closer to a training than to a held-out image "
+                                    "(≈ 0.5 ideal)"),
+    "authenticity.authenticity": Quantity("authenticity", "authenticity",
+                                          "share of synthetic images judged authentic "
+                                          "(not copies)"),
+    "fit_seconds": Quantity("fit s", "fit time", "seconds to fit the generator"),
+    "fit_steps": Quantity("fit steps", "fit steps", "optimisation steps of the fit"),
+    "sample_seconds": Quantity("sample s", "sampling time", "seconds to sample its images"),
+    "seconds_per_1000": Quantity("s / 1000 img", "sampling cost",
+                                 "seconds to sample 1,000 images"),
+    "peak_gpu_memory_mb_8": Quantity("GPU MB (8 img)", "peak GPU memory",
+                                     "peak GPU memory sampling 8 images, MB"),
+}
+#: Columns of the compact main table, in order; the others are folded into the full table.
+HEADLINE: tuple[str, ...] = (
+    "fid.fid", "prdc.precision", "knn-privacy.fidelity", "prdc.recall", "mean-image-jpeg.variety",
+    "knn-privacy.privacy", "authenticity.authenticity", "seconds_per_1000",
+)
+#: What Δ of each known utility task measures ({primary} is the task's primary score).
+TASKS: dict[str, str] = {
+    "augmentation": "{primary} of a classifier trained on real + synthetic images of the entry "
+                    "minus the same classifier trained on real images only",
+    "feature-extraction": "{primary} of a classifier whose features were learned with the "
+                          "synthetic images of the entry minus one learned on real images only",
+    "cross-task-svm": "{primary} of an SVM on features of another dataset from a network "
+                      "trained with the synthetic images of the entry minus one trained on real "
+                      "images only",
+    "bias-probe": "{primary} (test images with a misleading marker) of a classifier trained with "
+                  "the synthetic images of the entry minus one trained on real images only",
+}
+
 #: Known fields of an entry's ``efficiency`` record with their display labels, in display order.
 EFFICIENCY_FIELDS: dict[str, str] = {
     "fit_seconds": "fit s",
@@ -108,10 +225,36 @@ def metric_columns(
             if axis == "utility" or (wanted is not None and axis not in wanted):
                 continue
             hib = record.get("higher_is_better")
-            found[key] = Column(
-                str(key), "metric", axis, str(key), hib if isinstance(hib, bool) else None
-            )
-    return sorted(found.values(), key=lambda c: (_axis_rank(c.axis), c.key))
+            label = QUANTITIES[key].label if key in QUANTITIES else str(key)
+            direction = hib if isinstance(hib, bool) else None
+            found[key] = Column(str(key), "metric", axis, label, direction)
+    return sorted(
+        found.values(), key=lambda c: (_axis_rank(c.axis), _headline_rank(c.key), c.key)
+    )
+
+
+def _headline_rank(key: str) -> int:
+    return HEADLINE.index(key) if key in HEADLINE else len(HEADLINE)
+
+
+def headline_columns(columns: Sequence[Column]) -> list[Column]:
+    """The columns of the compact main table: those in :data:`HEADLINE`, else the first of each
+    axis, so every axis present keeps at least one column."""
+    chosen = [c for c in columns if c.key in HEADLINE]
+    axes = {c.axis for c in chosen}
+    for column in columns:
+        if column.axis not in axes:
+            chosen.append(column)
+            axes.add(column.axis)
+    return [c for c in columns if c in chosen]
+
+
+def describe_column(column: Column) -> tuple[str, str]:
+    """(human name, one-line definition) of a column; the key when it is not a known quantity."""
+    known = QUANTITIES.get(column.key)
+    if known is None:
+        return column.label, f"{column.axis} quantity {column.key}"
+    return known.name, known.definition
 
 
 def efficiency_columns(entries: Iterable[Mapping[str, Any]]) -> list[Column]:
@@ -124,7 +267,7 @@ def efficiency_columns(entries: Iterable[Mapping[str, Any]]) -> list[Column]:
     ordered = [k for k in EFFICIENCY_FIELDS if k in present] + sorted(
         present.difference(EFFICIENCY_FIELDS)
     )
-    hib = {"fit_steps": None}
+    hib: dict[str, bool | None] = {"fit_steps": None}
     return [
         Column(k, "efficiency", "efficiency", EFFICIENCY_FIELDS.get(k, k), hib.get(k, False))
         for k in ordered
@@ -147,3 +290,24 @@ def format_p(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def column_decimals(column: Column, entries: Iterable[Mapping[str, Any]], digits: int = 4) -> int:
+    """Decimals that show the column's largest magnitude to ``digits`` significant digits.
+
+    Every value of the column is then shown with that many decimals, so values many orders
+    below the column's scale (float noise such as an FID of −1.4e-13) read as 0.
+    """
+    values = [abs(v) for entry in entries if (v := column.value(entry)) is not None]
+    largest = max(values, default=0.0)
+    if largest == 0:
+        return 1
+    return max(0, min(8, digits - 1 - math.floor(math.log10(largest))))
+
+
+def format_value(value: float | None, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals (no ``-0.0``), ``—`` for missing values."""
+    if value is None:
+        return "—"
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text

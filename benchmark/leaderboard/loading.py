@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ResultsError
 from .validate import check_results
 
-__all__ = ["Loaded", "Merged", "merge_results", "read_results", "suite_identity"]
+__all__ = ["Loaded", "Merged", "merge_results", "read_results", "sample_path", "suite_identity"]
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,28 @@ class Loaded:
 
 @dataclass
 class Merged:
-    """Entries of several results files of one suite, with the absolute path of each mosaic."""
+    """Entries of several results files of one suite, with the absolute path of each mosaic.
+
+    ``sample_problems`` says, per entry name, why a declared mosaic path was not accepted (an
+    absolute path or one escaping the results folder: only files inside it are read).
+    """
 
     suite: dict[str, Any]
     dataset: dict[str, Any]
     entries: list[dict[str, Any]]
     sources: list[dict[str, Any]]
     sample_files: dict[str, Path] = field(default_factory=dict)
+    sample_problems: dict[str, str] = field(default_factory=dict)
+
+
+def sample_path(directory: Path, samples: str) -> Path | None:
+    """The mosaic ``samples`` relative to the results folder ``directory``, or None when it is
+    absolute or resolves outside that folder (``..``, a symbolic link pointing out)."""
+    if Path(samples).is_absolute():
+        return None
+    base = directory.resolve()
+    path = (base / samples).resolve()
+    return path if path.is_relative_to(base) else None
 
 
 def read_results(path: str | Path, label: str | None = None) -> Loaded:
@@ -154,6 +169,14 @@ def merge_results(loaded: Sequence[Loaded], duplicates: str = "error") -> Merged
             origin[name] = item.path
             samples = entry.get("samples")
             if isinstance(samples, str) and samples:
-                merged.sample_files[name] = item.directory / samples
+                path = sample_path(item.directory, samples)
+                if path is None:
+                    merged.sample_problems[name] = (
+                        f"Sample mosaic {samples} is not shown: only files inside the results "
+                        f"folder ({item.directory}) are read, and this path is "
+                        f"{'absolute' if Path(samples).is_absolute() else 'outside it'}."
+                    )
+                else:
+                    merged.sample_files[name] = path
             merged.entries.append(entry)
     return merged

@@ -8,18 +8,37 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..checks import evaluate_checks
-from .columns import Column, efficiency_columns, format_number, format_p, metric_columns
+from .columns import (
+    AXIS_TITLES,
+    DOCS_SECTION,
+    QUANTITIES,
+    TASKS,
+    Column,
+    column_decimals,
+    describe_column,
+    efficiency_columns,
+    format_p,
+    format_value,
+    headline_columns,
+    metric_columns,
+)
+from .correlation import ALPHA, EXACT_MAX_N, MC_RESAMPLES, MC_SEED, MIN_INTERVAL_N
 from .correlation import correlations as compute_correlations
 from .ranking import judge, utility_tasks
 
 __all__ = [
     "budget_line",
     "checks_section",
+    "column_label",
+    "correlation_cells",
+    "correlation_summary",
+    "delta_lines",
     "flag_lines",
     "md_escape",
     "rank_cell",
     "render_markdown",
     "utility_cell",
+    "value_formats",
     "versus_classical_cell",
 ]
 
@@ -38,6 +57,8 @@ SIGNIFICANCE_LEGEND = (
     "family. ▲ / ▼ = significantly better / worse than real only (Holm p < 0.05)."
 )
 FLAG = "⚑"
+#: Opening words of the sentence shown when no row can reach p < α.
+TOO_FEW = "Too few entries to conclude anything"
 
 
 def md_escape(text: object) -> str:
@@ -136,8 +157,87 @@ def budget_line(entries: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> s
     return "; ".join(bits) + "." if bits else ""
 
 
+def column_label(column: Column) -> str:
+    """The column's short human label with its better-direction arrow (``FID ↓``)."""
+    known = QUANTITIES.get(column.key)
+    return f"{known.label if known else column.label} {column.arrow}".rstrip()
+
+
 def _column_header(column: Column) -> str:
-    return f"{md_escape(column.label)} {column.arrow}".rstrip()
+    return md_escape(column_label(column))
+
+
+def value_formats(
+    columns: Sequence[Column], entries: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Decimals of every column over the entries shown (see :func:`~.columns.column_decimals`)."""
+    return {column.key: column_decimals(column, entries) for column in columns}
+
+
+def delta_lines(
+    entries: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any], tasks: Sequence[str]
+) -> list[str]:
+    """One sentence per utility task: what Δ measures, the real-only score and the seeds."""
+    real_only = verdict.get("real_only") or {}
+    lines = []
+    for task in tasks:
+        records = [r for e in entries
+                   if isinstance(r := (e.get("utility") or {}).get(task), Mapping)]
+        row = real_only.get(task) if isinstance(real_only, Mapping) else None
+        primary = str((row or {}).get("primary") or
+                      next((r.get("primary") for r in records if r.get("primary")), "score"))
+        what = TASKS.get(task, "{primary} with the synthetic images of the entry minus real only")
+        seeds = (row or {}).get("seeds") or max(
+            (len(r.get("seeds") or []) for r in records), default=0)
+        text = f"{task} Δ = {what.format(primary=primary)}, in percentage points (pp)"
+        text += f", mean over {seeds} paired seeds" if seeds else ""
+        if row and isinstance(row.get("mean_pct"), int | float):
+            text += f". Real only: {primary} {row['mean_pct']:.2f}%"
+            ci = row.get("ci95_pct")
+            if isinstance(ci, list) and len(ci) == 2:
+                text += f" (95% CI {ci[0]:.2f}–{ci[1]:.2f}%)"
+            text += f", so Δ = +1 pp means {row['mean_pct'] + 1:.2f}%"
+        lines.append(text + ".")
+    return lines
+
+
+def correlation_cells(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(``ρ [CI] p``, ``τ p``) of a correlation row, ``—`` when undefined."""
+    rho, tau = row.get("spearman"), row.get("kendall")
+    if rho is None or tau is None:
+        return "—", "—"
+    ci = row.get("spearman_ci95")
+    interval = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    return (f"{rho:+.2f}{interval} p={format_p(row.get('spearman_p'))}",
+            f"{tau:+.2f} p={format_p(row.get('kendall_p'))}")
+
+
+def correlation_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Plain sentences: how the p-values were computed and what this many entries can show."""
+    computed = [r for r in rows if r.get("spearman") is not None]
+    if not computed:
+        return ["No rank correlation could be computed (see the notes)."]
+    sizes = sorted({int(r.get("n", 0)) for r in computed})
+    n_text = " or ".join(str(n) for n in sizes)
+    exact = all(r.get("method") == "exact" for r in computed)
+    how = (f"every one of the n! orderings of the entries enumerated (exact, up to "
+           f"{EXACT_MAX_N} entries)" if exact else
+           f"{MC_RESAMPLES:,} random orderings (seed {MC_SEED}) above {EXACT_MAX_N} entries, "
+           "every ordering below")
+    lines = [f"p = two-sided permutation p over {how}; per row, not corrected for the "
+             f"{len(computed)} rows."]
+    if all(not r.get("conclusive") for r in computed):
+        smallest = min(float(r.get("min_p") or 1.0) for r in computed)
+        lines.insert(0, f"{TOO_FEW}: with {n_text} entries no "
+                        f"ordering can reach p < {ALPHA:g} (the smallest possible p is "
+                        f"{smallest:.3g}), so this table cannot show whether any metric "
+                        "predicts utility.")
+    elif all(r.get("spearman_ci95") is None for r in computed):
+        lines.append(f"No interval on ρ: {n_text} entries are too few for one (the Fisher-z "
+                     f"interval needs {MIN_INTERVAL_N}); read ρ as a rough indication only.")
+    else:
+        lines.append("[interval] = 95% Fisher-z interval of ρ (Bonett–Wright standard error).")
+    return lines
 
 
 def _suite_line(results: Mapping[str, Any], n_entries: int, n_failed: int) -> str:
@@ -163,20 +263,22 @@ def _correlation_section(correlations: Sequence[Mapping[str, Any]]) -> list[str]
         "Rank correlation across entries between each fidelity / variety / privacy metric and each "
         "utility Δ. *agreement* = ρ oriented so that positive means “better metric ↔ more useful”.",
         "",
-        "| Metric | Utility | n | Spearman ρ (p) | Kendall τ (p) | agreement | note |",
+        *[text.replace(TOO_FEW, f"**{TOO_FEW}**") for text in correlation_summary(correlations)],
+        "",
+        "| Metric | Utility | n | Spearman ρ [CI] p | Kendall τ p | agreement | note |",
         "|---|---|---:|---|---|---:|---|",
     ]
     for row in correlations:
-        rho, tau = row.get("spearman"), row.get("kendall")
-        rho_p, tau_p = row.get("spearman_p"), row.get("kendall_p")
-        spearman = "—" if rho is None else f"{rho:+.3f} ({format_p(rho_p)})"
-        kendall = "—" if tau is None else f"{tau:+.3f} ({format_p(tau_p)})"
+        spearman, kendall = correlation_cells(row)
         agreement = row.get("agreement")
+        name = QUANTITIES[row["metric"]].label if row.get("metric") in QUANTITIES else row.get(
+            "metric", "")
+        reason = row.get("reason") or ""
         lines.append(
-            f"| {md_escape(row.get('metric', ''))} | {md_escape(row.get('utility', ''))} "
+            f"| {md_escape(name)} | {md_escape(str(row.get('utility', '')).split('.')[0])} "
             f"| {row.get('n', 0)} | {spearman} | {kendall} "
-            f"| {'—' if agreement is None else f'{agreement:+.3f}'} "
-            f"| {md_escape(row.get('reason') or '')} |"
+            f"| {'—' if agreement is None else f'{agreement:+.2f}'} "
+            f"| {md_escape(reason)} |"
         )
     return [*lines, ""]
 
@@ -209,7 +311,7 @@ def _verdict_section(verdict: Mapping[str, Any]) -> list[str]:
 
 def _reference_section(
     references: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any], tasks: Sequence[str],
-    columns: Sequence[Column],
+    columns: Sequence[Column], decimals: Mapping[str, int],
 ) -> list[str]:
     header = ["Reference row", "Kind"] + [f"{md_escape(t)} Δ pp" for t in tasks]
     header += [_column_header(c) for c in columns]
@@ -230,9 +332,37 @@ def _reference_section(
         utility = entry.get("utility") or {}
         cells = [md_escape(entry.get("name", "?")), md_escape(entry.get("reference") or "baseline")]
         cells += [utility_cell(utility.get(task)) for task in tasks]
-        cells += [format_number(column.value(entry)) for column in columns]
+        cells += [format_value(c.value(entry), decimals.get(c.key, 3)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def _legend(columns: Sequence[Column]) -> list[str]:
+    lines = ["## What the columns mean", ""]
+    for column in columns:
+        name, definition = describe_column(column)
+        direction = {True: " Higher is better.", False: " Lower is better."}.get(
+            column.higher_is_better, "") if column.higher_is_better is not None else ""
+        lines.append(f"- **{_column_header(column)}** ({md_escape(column.axis)}) — "
+                     f"{md_escape(name)}: {md_escape(definition)}.{direction}")
+    return [*lines, "", f"Definitions and references: {DOCS_SECTION}.", ""]
+
+
+def _full_section(
+    entries: Sequence[Mapping[str, Any]], columns: Sequence[Column], decimals: Mapping[str, int]
+) -> list[str]:
+    lines = ["## All values, by axis", ""]
+    for axis in dict.fromkeys(c.axis for c in columns):
+        group = [c for c in columns if c.axis == axis]
+        lines += [f"### {md_escape(AXIS_TITLES.get(axis, axis))}", "",
+                  "| Entry | " + " | ".join(_column_header(c) for c in group) + " |",
+                  "|---|" + "---:|" * len(group)]
+        for entry in entries:
+            cells = [md_escape(entry.get("name", "?"))]
+            cells += [format_value(c.value(entry), decimals.get(c.key, 3)) for c in group]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def checks_section(checks: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -256,10 +386,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     """The ranked leaderboard of a results (or leaderboard) document as Markdown.
 
     A results document is judged here (:func:`~.ranking.judge`); a leaderboard document
-    carries its verdict already. Sections: the ranked table (rank with its 95% interval, Δ per
-    task with simultaneous CI, Holm p and ▲/▼, Δ against classical augmentation, then
-    fidelity / variety / privacy / efficiency values), the reference rows, what the
-    differences mean, flags, rank correlations and failed entries.
+    carries its verdict already. Sections: the compact ranked table (rank with its 95% interval,
+    Δ per task with simultaneous CI, Holm p and ▲/▼, Δ against classical augmentation, then one
+    or two headline columns per axis), what Δ means (real-only score, seeds), the reference
+    rows, what the columns mean, what the differences mean, checks, flags, rank correlations,
+    every value by axis and failed entries.
     Every user-supplied string is escaped, so names cannot inject HTML or Markdown.
     """
     raw_entries = results.get("entries") or []
@@ -270,16 +401,19 @@ def render_markdown(results: dict[str, Any]) -> str:
     ranked = [e for e in entries if e.get("rank") is not None]
     failed = [e for e in entries if e.get("status", "ok") != "ok"]
     references = [e for e in entries if e.get("rank") is None and e not in failed]
-    tasks = utility_tasks([*ranked, *references])
-    columns = metric_columns([*ranked, *references]) + efficiency_columns([*ranked, *references])
+    shown = [*ranked, *references]
+    tasks = utility_tasks(shown)
+    columns = metric_columns(shown) + efficiency_columns(shown)
+    headline = headline_columns(columns)
+    decimals = value_formats(columns, shown)
     has_classical = any(e.get("reference") == "classical" for e in references)
 
     header = ["Rank (95% interval)", "Entry"]
     header += [f"{md_escape(task)} Δ pp [CI] p" for task in tasks]
     if has_classical and tasks:
         header.append(f"{md_escape(tasks[0])} Δ vs classical")
-    header += [_column_header(column) for column in columns]
-    align = ["---:", "---"] + ["---"] * (len(header) - 2 - len(columns)) + ["---:"] * len(columns)
+    header += [_column_header(column) for column in headline]
+    align = ["---:", "---"] + ["---"] * (len(header) - 2 - len(headline)) + ["---:"] * len(headline)
 
     suite_name = (results.get("suite") or {}).get("name", "?")
     lines = [
@@ -290,30 +424,36 @@ def render_markdown(results: dict[str, Any]) -> str:
         RANKING_RULE,
         "",
     ]
+    lines += [f"- {md_escape(text)}" for text in delta_lines(shown, verdict, tasks)]
     budget = budget_line(entries, tasks)
     if budget:
-        lines += [f"Budget: {md_escape(budget)}", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+        lines += [f"- Budget: {md_escape(budget)}"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for entry in ranked:
         utility = entry.get("utility") or {}
         cells = [rank_cell(entry), md_escape(entry.get("name", "?"))]
         cells += [utility_cell(utility.get(task)) for task in tasks]
         if has_classical and tasks:
             cells.append(versus_classical_cell(utility.get(tasks[0])))
-        cells += [format_number(column.value(entry)) for column in columns]
+        cells += [format_value(c.value(entry), decimals[c.key]) for c in headline]
         lines.append("| " + " | ".join(cells) + " |")
     if not ranked:
         lines.append("| — | *no ranked entry completed* |" + " |" * (len(header) - 2))
-    lines += ["", SIGNIFICANCE_LEGEND, ""]
+    lines += ["", SIGNIFICANCE_LEGEND]
+    if len(headline) < len(columns):
+        lines.append(f"The table shows {len(headline)} of {len(columns)} value columns; every "
+                     "value is under “All values, by axis” below.")
+    lines.append("")
     if references or verdict.get("real_only"):
-        lines += _reference_section(references, verdict, tasks, columns)
+        lines += _reference_section(references, verdict, tasks, headline, decimals)
+    lines += _legend(columns)
     lines += _verdict_section(verdict)
     checks = results.get("checks")
     if checks is None:  # a plain results document: evaluate the suite's checks here
         checks = evaluate_checks((results.get("suite") or {}).get("checks") or [], entries)
     if checks:
         lines += checks_section(checks)
-    flags = flag_lines([*ranked, *references])
+    flags = flag_lines(shown)
     if flags:
         lines += ["## Flags", "", f"Warnings raised while computing these values ({FLAG}):", ""]
         lines += [f"- **{md_escape(n)}** · {md_escape(w)}: {md_escape(f)}" for n, w, f in flags]
@@ -324,6 +464,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         correlations = compute_correlations(entries)
     if isinstance(correlations, list) and correlations:
         lines += _correlation_section(correlations)
+    if columns and shown:
+        lines += _full_section(shown, columns, decimals)
     if failed:
         lines += _failed_section(failed)
     return "\n".join(lines).rstrip() + "\n"

@@ -11,14 +11,27 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .columns import format_number, format_p
+from .columns import (
+    AXIS_TITLES,
+    DOCS_SECTION,
+    Column,
+    describe_column,
+    format_value,
+    headline_columns,
+)
 from .markdown import (
     FLAG,
     SIGNIFICANCE_LEGEND,
+    TOO_FEW,
     budget_line,
+    column_label,
+    correlation_cells,
+    correlation_summary,
+    delta_lines,
     flag_lines,
     rank_cell,
     utility_cell,
+    value_formats,
     versus_classical_cell,
 )
 from .schema import columns_of
@@ -31,23 +44,49 @@ padding:1rem 1.5rem;color:#1b1f24;background:#fff}
 h1{font-size:1.5rem;margin:.2rem 0}
 h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .meta{color:#555}.rule{background:#f3f6fa;border-left:4px solid #1f5fa8;padding:.5rem .8rem}
-.wrap{overflow-x:auto}table{border-collapse:collapse;font-size:13px}
+.wrap{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #dde1e6;padding:.3rem .5rem;text-align:left;vertical-align:top}
 td.name{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-thead th{background:#eef1f5;position:sticky;top:0}
-table.sortable th{cursor:pointer;user-select:none;white-space:nowrap}
+thead th{background:#eef1f5}
+thead tr.groups th{text-align:center;font-weight:600;font-size:12px;cursor:default}
+table.sortable tr.cols th{cursor:pointer;user-select:none;white-space:nowrap}
+table.cards tr.cols th{white-space:normal;min-width:3.5em}
+td.delta{white-space:normal;min-width:10em}
 table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
 table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
+th abbr{text-decoration:none}
 tr.baseline td{background:#fafafa}.badge{font-size:11px;background:#e4e7eb;border-radius:3px;
 padding:0 .3rem}.sig{color:#11772d;font-weight:600}.small{font-size:11px;color:#555}
 .axis-fidelity{border-top:3px solid #1f5fa8}.axis-variety{border-top:3px solid #8a4fbd}
 .axis-privacy{border-top:3px solid #c0392b}.axis-efficiency{border-top:3px solid #7f8c8d}
 .axis-utility{border-top:3px solid #11772d}
-.grid{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;max-width:560px}
-figure img{max-width:100%;border:1px solid #eee}
-img.mosaic{width:320px;image-rendering:pixelated}figure.plot-scatter{max-width:430px}figcaption{font-size:12px;color:#444}
-.withheld{padding:1rem;background:#fff4e5;border:1px dashed #d39b3a;font-size:12px}
+.explain{margin:.3rem 0 .8rem 1.2rem;padding:0}.explain li{margin:.15rem 0}
+details{margin:.8rem 0}summary{cursor:pointer;font-weight:600}
+dl.legend{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .8rem;font-size:13px}
+dl.legend dt{font-weight:600}dl.legend dd{margin:0}
+.warn{background:#fff4e5;border-left:4px solid #d39b3a;padding:.4rem .8rem}
+.grid{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;max-width:100%}
+figure img{max-width:100%;height:auto;border:1px solid #eee}
+figure.plot-scatter,figure.plot-boxplot{max-width:520px}figure.plot-heatmap{max-width:640px}
+figcaption{font-size:12px;color:#444}
+.mosaic{display:flex;align-items:stretch;max-width:100%}
+.mosaic ol{list-style:none;margin:0 .4rem 0 0;padding:0;display:flex;flex-direction:column;
+font-size:12px;color:#333;text-align:right}
+.mosaic ol li{flex:1;display:flex;align-items:center;justify-content:flex-end}
+.mosaic img{image-rendering:pixelated;min-width:0;flex-shrink:1}
+.withheld{padding:1rem;background:#fff4e5;border:1px dashed #d39b3a;font-size:12px;max-width:420px}
 .worse{color:#b3261e;font-weight:600}.tied{color:#555}ul.verdict li{margin:.2rem 0}
+@media (max-width:760px){
+body{padding:.6rem}
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:auto}
+table.cards thead{display:none}
+table.cards tr{border:1px solid #dde1e6;border-radius:4px;margin:0 0 .6rem;padding:.2rem .4rem}
+table.cards td{border:0;border-bottom:1px solid #f0f2f4;text-align:right;white-space:normal;
+padding:.2rem 0 .2rem 45%;position:relative;min-height:1.2em}
+table.cards td::before{content:attr(data-label);position:absolute;left:0;width:43%;
+text-align:left;font-weight:600;color:#444;white-space:normal}
+table.cards td.name{font-weight:700}
+}
 """
 
 _JS = """
@@ -60,7 +99,8 @@ _JS = """
     return isNaN(value) ? null : value;
   }
   document.querySelectorAll('table.sortable').forEach(function(table){
-    var headers = table.querySelectorAll('thead th');
+    var rows = table.tHead.rows;
+    var headers = rows[rows.length - 1].querySelectorAll('th');
     headers.forEach(function(th, index){
       th.setAttribute('tabindex', '0');
       function sort(){
@@ -102,10 +142,21 @@ def _th(label: str, numeric: bool, css: str = "", title: str = "") -> str:
     return f"<th{attrs}>{_e(label)}</th>"
 
 
-def _utility_td(result: Any) -> str:
+def _column_th(column: Column) -> str:
+    name, definition = describe_column(column)
+    return _th(column_label(column), True, f"axis-{column.axis}",
+               f"{column.axis} · {name}: {definition} ({column.key})")
+
+
+def _keep_together(cell: str) -> str:
+    """A Δ cell that may wrap between Δ, [interval] and p, never inside the interval."""
+    return cell.replace(", ", ",\u00a0")
+
+
+def _utility_td(result: Any, label: str) -> str:
     delta = result.get("delta_pp") if isinstance(result, Mapping) else None
-    text = _e(utility_cell(result, escape=str))
-    css = "num"
+    text = _e(_keep_together(utility_cell(result, escape=str)))
+    css = "num delta"
     if isinstance(result, Mapping) and result.get("significant"):
         css += " sig" if result.get("direction") == "better" else " worse"
     sort = _num_attr(delta if isinstance(delta, int | float) else None)
@@ -114,10 +165,12 @@ def _utility_td(result: Any) -> str:
         tips += [str(result["note"])] if result.get("note") else []
         tips += [f"{FLAG} {f}" for f in result.get("flags") or []]
     tip = f' title="{_e(" | ".join(tips))}"' if tips else ""
-    return f'<td class="{css}" data-sort="{sort}"{tip}>{text}</td>'
+    return f'<td class="{css}" data-label="{_e(label)}" data-sort="{sort}"{tip}>{text}</td>'
 
 
-def _value_tds(entry: Mapping[str, Any], columns: Sequence[Any]) -> list[str]:
+def _value_tds(
+    entry: Mapping[str, Any], columns: Sequence[Column], decimals: Mapping[str, int]
+) -> list[str]:
     cells = []
     for column in columns:
         value = column.value(entry)
@@ -125,77 +178,136 @@ def _value_tds(entry: Mapping[str, Any], columns: Sequence[Any]) -> list[str]:
         flags = record.get("flags") if isinstance(record, Mapping) else None
         mark, tip = (f" {FLAG}", f' title="{_e(" | ".join(flags))}"') if flags else ("", "")
         cells.append(
-            f'<td class="num" data-sort="{_num_attr(value)}"{tip}>'
-            f"{_e(format_number(value))}{mark}</td>"
+            f'<td class="num" data-label="{_e(column.axis)}: {_e(column_label(column))}" '
+            f'data-sort="{_num_attr(value)}"{tip}>'
+            f"{_e(format_value(value, decimals.get(column.key, 3)))}{mark}</td>"
         )
     return cells
 
 
-def _ranked_table(document: Mapping[str, Any], ok: Sequence[Mapping[str, Any]]) -> str:
+def _group_row(lead: int, utility: int, columns: Sequence[Column]) -> str:
+    """The axis row above the column headers: utility · fidelity · variety · privacy · …"""
+    cells = [f'<th colspan="{lead}"></th>'] if lead else []
+    if utility:
+        cells.append(f'<th colspan="{utility}" class="axis-utility">utility</th>')
+    for axis in dict.fromkeys(c.axis for c in columns):
+        span = sum(1 for c in columns if c.axis == axis)
+        cells.append(f'<th colspan="{span}" class="axis-{_e(axis)}" '
+                     f'title="{_e(AXIS_TITLES.get(axis, axis))}">{_e(axis)}</th>')
+    return '<tr class="groups">' + "".join(cells) + "</tr>"
+
+
+def _table(table_id: str, css: str, head: Sequence[str], group: str, rows: Sequence[str]) -> str:
+    return (
+        f'<div class="wrap"><table id="{table_id}" class="{css}"><thead>{group}'
+        '<tr class="cols">' + "".join(head) + "</tr></thead><tbody>\n" + "\n".join(rows)
+        + "\n</tbody></table></div>"
+    )
+
+
+def _ranked_table(
+    document: Mapping[str, Any], ok: Sequence[Mapping[str, Any]], columns: Sequence[Column],
+    decimals: Mapping[str, int],
+) -> str:
     tasks = document.get("utility_tasks", [])
-    columns = columns_of(document)
     classical = any(e.get("reference") == "classical" for e in document.get("entries", []))
-    head = [_th("Rank (95% interval)", True), _th("Entry", False), _th("Generator", False)]
+    head = [_th("Rank (95% interval)", True), _th("Entry", False)]
     head += [_th(f"{t} Δ pp", True, "axis-utility", "Δ pp [95% simultaneous CI] Holm p")
              for t in tasks]
     if classical and tasks:
-        head.append(_th(f"{tasks[0]} Δ vs classical", True, "axis-utility",
+        head.append(_th("Δ vs classical", True, "axis-utility",
                         "Δ against classical augmentation, paired by seed [95% CI]"))
-    head += [
-        _th(f"{c.label} {c.arrow}".strip(), True, f"axis-{c.axis}", f"{c.axis}: {c.key}")
-        for c in columns
-    ]
+    head += [_column_th(c) for c in columns]
     rows = []
     for entry in ok:
         name = _e(entry.get("name", "?"))
         tied = entry.get("tied_with") or []
         tip = f' title="tied with {_e(", ".join(tied))}"' if tied else ""
         cells = [
-            f'<td class="num" data-sort="{entry["rank"]}"{tip}>{_e(rank_cell(entry))}</td>',
-            f'<td class="name" data-sort="{name}">{name}</td>',
-            f"<td>{_e(entry.get('generator', ''))}</td>",
+            f'<td class="num" data-label="Rank (95% interval)" data-sort="{entry["rank"]}"{tip}>'
+            f"{_e(rank_cell(entry))}</td>",
+            f'<td class="name" data-label="Entry" data-sort="{name}" '
+            f'title="generator {_e(entry.get("generator", ""))}">{name}</td>',
         ]
         utility = entry.get("utility") or {}
-        cells += [_utility_td(utility.get(task)) for task in tasks]
+        cells += [_utility_td(utility.get(task), f"{task} Δ pp") for task in tasks]
         if classical and tasks:
-            cells.append(f'<td class="num">{_e(versus_classical_cell(utility.get(tasks[0])))}</td>')
-        cells += _value_tds(entry, columns)
+            versus = _e(_keep_together(versus_classical_cell(utility.get(tasks[0]))))
+            cells.append(f'<td class="num delta" data-label="Δ vs classical">{versus}</td>')
+        cells += _value_tds(entry, columns, decimals)
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        '<div class="wrap"><table id="leaderboard" class="sortable"><thead><tr>'
-        + "".join(head) + "</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>"
-    )
+    utility_span = len(tasks) + (1 if classical and tasks else 0)
+    return _table("leaderboard", "sortable cards", head, _group_row(2, utility_span, columns),
+                  rows)
 
 
-def _reference_table(document: Mapping[str, Any], references: Sequence[Mapping[str, Any]]) -> str:
+def _reference_table(
+    document: Mapping[str, Any], references: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column], decimals: Mapping[str, int],
+) -> str:
     tasks = document.get("utility_tasks", [])
-    columns = columns_of(document)
     real_only = (document.get("verdict") or {}).get("real_only") or {}
     head = [_th("Reference row", False), _th("Kind", False)]
     head += [_th(f"{t} Δ pp", True, "axis-utility") for t in tasks]
-    head += [_th(f"{c.label} {c.arrow}".strip(), True, f"axis-{c.axis}") for c in columns]
+    head += [_column_th(c) for c in columns]
     rows = []
     if real_only:
-        cells = ["<td>real only</td>", "<td>reference (Δ = 0)</td>"]
+        cells = ['<td class="name" data-label="Reference row">real only</td>',
+                 '<td data-label="Kind">reference (Δ = 0)</td>']
         for task in tasks:
             row = real_only.get(task)
             text = f"0 ({row['primary']} {row['mean_pct']:.2f}%)" if row else "—"
-            cells.append(f'<td class="num">{_e(text)}</td>')
-        cells += ['<td class="num">—</td>'] * len(columns)
+            cells.append(f'<td class="num" data-label="{_e(task)} Δ pp">{_e(text)}</td>')
+        cells += [f'<td class="num" data-label="{_e(c.axis)}: {_e(column_label(c))}">—</td>'
+                  for c in columns]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     for entry in references:
         utility = entry.get("utility") or {}
-        cells = [f'<td class="name">{_e(entry.get("name", "?"))}</td>',
-                 f"<td>{_e(entry.get('reference') or 'baseline')}</td>"]
-        cells += [_utility_td(utility.get(task)) for task in tasks]
-        cells += _value_tds(entry, columns)
+        cells = [f'<td class="name" data-label="Reference row">{_e(entry.get("name", "?"))}</td>',
+                 f'<td data-label="Kind">{_e(entry.get("reference") or "baseline")}</td>']
+        cells += [_utility_td(utility.get(task), f"{task} Δ pp") for task in tasks]
+        cells += _value_tds(entry, columns, decimals)
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     if not rows:
         return ""
+    return ('<h2 id="references">Reference rows (not ranked)</h2>'
+            + _table("references-table", "sortable cards", head,
+                     _group_row(2, len(tasks), columns), rows))
+
+
+def _full_table(
+    entries: Sequence[Mapping[str, Any]], columns: Sequence[Column], decimals: Mapping[str, int],
+    shown: int,
+) -> str:
+    if not entries or not columns:
+        return ""
+    head = [_th("Entry", False), _th("Generator", False)] + [_column_th(c) for c in columns]
+    rows = [
+        f'<tr><td class="name">{_e(e.get("name", "?"))}</td><td>{_e(e.get("generator", ""))}</td>'
+        + "".join(_value_tds(e, columns, decimals)) + "</tr>"
+        for e in entries
+    ]
     return (
-        '<h2 id="references">Reference rows (not ranked)</h2>'
-        '<div class="wrap"><table id="references-table" class="sortable"><thead><tr>'
-        + "".join(head) + "</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>"
+        f'<details id="all-columns"><summary>All {len(columns)} value columns, by axis '
+        f"({len(columns) - shown} more than the table above), ranked and reference rows"
+        "</summary>"
+        + _table("leaderboard-full", "sortable", head, _group_row(2, 0, columns), rows)
+        + "</details>"
+    )
+
+
+def _legend(columns: Sequence[Column]) -> str:
+    items = []
+    for column in columns:
+        name, definition = describe_column(column)
+        direction = {True: " Higher is better.", False: " Lower is better."}.get(
+            column.higher_is_better, "") if column.higher_is_better is not None else ""
+        items.append(f"<dt>{_e(column_label(column))}</dt><dd>{_e(column.axis)} — "
+                     f"<strong>{_e(name)}</strong>: {_e(definition)}.{direction}</dd>")
+    return (
+        '<h2 id="legend">What the columns mean</h2>'
+        f'<dl class="legend">{"".join(items)}</dl>'
+        f'<p class="small">Definitions and references: {_e(DOCS_SECTION)}.</p>'
     )
 
 
@@ -247,27 +359,37 @@ def _checks(checks: Sequence[Mapping[str, Any]]) -> str:
 def _correlation_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "<p>No fidelity, variety or privacy metric and utility task to correlate.</p>"
+    summary = "".join(
+        f'<p class="warn" id="too-few">{_e(text)}</p>' if text.startswith(TOO_FEW)
+        else f'<p class="small">{_e(text)}</p>'
+        for text in correlation_summary(rows)
+    )
     head = "".join([
         _th("Metric", False), _th("Axis", False), _th("Utility", False), _th("n", True),
-        _th("Spearman ρ", True), _th("p", True), _th("Kendall τ", True), _th("p", True),
-        _th("agreement", True), _th("note", False),
+        _th("Spearman ρ [95% CI] p", True), _th("Kendall τ p", True), _th("agreement", True),
+        _th("note", False),
     ])
     body = []
     for row in rows:
-        def num(key: str, p: bool = False, r: Mapping[str, Any] = row) -> str:
-            value = r.get(key)
-            shown = format_p(value) if p else ("—" if value is None else f"{value:+.3f}")
-            return f'<td class="num" data-sort="{_num_attr(value)}">{shown}</td>'
-
+        spearman, kendall = correlation_cells(row)
+        agreement = row.get("agreement")
+        label = column_label(Column(str(row.get("metric")), "metric", str(row.get("axis")),
+                                    str(row.get("label") or row.get("metric")), None))
         body.append(
-            f"<tr><td>{_e(row.get('metric'))}</td><td>{_e(row.get('axis'))}</td>"
-            f"<td>{_e(row.get('utility'))}</td><td class=\"num\">{int(row.get('n', 0))}</td>"
-            + num("spearman") + num("spearman_p", True) + num("kendall") + num("kendall_p", True)
-            + num("agreement") + f"<td>{_e(row.get('reason') or '')}</td></tr>"
+            f"<tr><td title=\"{_e(row.get('metric'))}\">{_e(label)}</td>"
+            f"<td>{_e(row.get('axis'))}</td>"
+            f"<td>{_e(str(row.get('utility')).split('.')[0])}</td>"
+            f"<td class=\"num\">{int(row.get('n', 0))}</td>"
+            f'<td class="num" data-sort="{_num_attr(row.get("spearman"))}">{_e(spearman)}</td>'
+            f'<td class="num" data-sort="{_num_attr(row.get("kendall"))}">{_e(kendall)}</td>'
+            f'<td class="num" data-sort="{_num_attr(agreement)}">'
+            f"{'—' if agreement is None else f'{agreement:+.2f}'}</td>"
+            f"<td>{_e(row.get('reason') or '')}</td></tr>"
         )
     return (
-        '<div class="wrap"><table id="correlations" class="sortable"><thead><tr>' + head
-        + "</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
+        summary + '<div class="wrap"><table id="correlations" class="sortable"><thead>'
+        '<tr class="cols">' + head + "</tr></thead><tbody>\n" + "\n".join(body)
+        + "\n</tbody></table></div>"
         '<p class="small">agreement = Spearman ρ oriented so that positive means “a better '
         "metric value goes with more utility”.</p>"
     )
@@ -285,15 +407,33 @@ def _plots(plots: Sequence[Mapping[str, Any]]) -> str:
     return '<div class="grid">' + "".join(figures) + "</div>"
 
 
-def _samples(entries: Sequence[Mapping[str, Any]]) -> str:
+#: Mosaics are drawn at this many screen pixels per image pixel (pixelated), narrower if large.
+MOSAIC_SCALE = 3
+_MOSAIC_MAX_WIDTH = 1100
+
+
+def _mosaic(entry: Mapping[str, Any], classes: Sequence[str]) -> str:
+    name = _e(entry.get("name", "?"))
+    size = entry.get("samples_size")
+    style = ""
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        scale = max(1, min(MOSAIC_SCALE, _MOSAIC_MAX_WIDTH // max(1, size[0])))
+        style = f' width="{size[0] * scale}" height="{size[1] * scale}"'
+    rows = "".join(f"<li>{_e(c)}</li>" for c in classes)
+    labels = f'<ol class="classes" aria-label="class of each row">{rows}</ol>' if rows else ""
+    return (
+        f'<figure class="samples"><div class="mosaic">{labels}<img src="{_e(entry["samples"])}"'
+        f'{style} alt="synthetic samples of {name}, one row per class"></div>'
+        f"<figcaption>{name}: synthetic samples, one row per class</figcaption></figure>"
+    )
+
+
+def _samples(entries: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> str:
     figures = []
     for entry in entries:
         name = _e(entry.get("name", "?"))
         if entry.get("samples"):
-            figures.append(
-                f'<figure><img class="mosaic" src="{_e(entry["samples"])}" '
-                f'alt="synthetic samples of {name}"><figcaption>{name}</figcaption></figure>'
-            )
+            figures.append(_mosaic(entry, classes))
         elif entry.get("samples_note"):
             figures.append(
                 f'<figure><div class="withheld">{_e(entry["samples_note"])}</div>'
@@ -328,14 +468,26 @@ def _provenance(document: Mapping[str, Any]) -> str:
 
 
 def render_html(document: Mapping[str, Any]) -> str:
-    """The complete index.html of a leaderboard document (plots and mosaics as relative links)."""
+    """The complete index.html of a leaderboard document (plots and mosaics as relative links).
+
+    The ranked table shows the headline column of every axis (:func:`~.columns.headline_columns`)
+    under an axis row; every column is in the folded full table. Below 760 px the ranked and
+    reference tables turn into one card per entry, so a phone needs no horizontal scrolling.
+    """
     suite = document.get("suite") or {}
     dataset = document.get("dataset") or {}
     entries = document.get("entries", [])
     ok = [e for e in entries if e.get("rank") is not None]
     failed = [e for e in entries if e.get("status", "ok") != "ok"]
     references = [e for e in entries if e.get("rank") is None and e not in failed]
-    budget = budget_line(entries, document.get("utility_tasks", []))
+    tasks = document.get("utility_tasks", [])
+    columns = columns_of(document)
+    headline = headline_columns(columns)
+    decimals = value_formats(columns, [*ok, *references])
+    classes = [str(c) for c in dataset.get("class_names") or []]
+    explain = [*delta_lines([*ok, *references], document.get("verdict") or {}, tasks)]
+    budget = budget_line(entries, tasks)
+    explain += [f"Budget: {budget}"] if budget else []
     meta = (
         f"Suite <strong>{_e(suite.get('name', '?'))}</strong> "
         f"(hash <code>{_e(str(suite.get('hash', ''))[:12])}</code>)"
@@ -353,11 +505,14 @@ def render_html(document: Mapping[str, Any]) -> str:
 <body>
 <h1>MedSynBench leaderboard — {_e(suite.get('name', '?'))}</h1>
 <p class="meta">{meta}</p>
-<p class="rule">{_e(document.get('ranking_rule', ''))} {_e(SIGNIFICANCE_LEGEND)}
-Click a column header to sort.</p>
-{f'<p class="small">Budget: {_e(budget)}</p>' if budget else ''}
-{_ranked_table(document, ok)}
-{_reference_table(document, references)}
+<p class="rule">{_e(document.get('ranking_rule', ''))}</p>
+<ul class="explain" id="delta-explained">{"".join(f"<li>{_e(t)}</li>" for t in explain)}</ul>
+{_ranked_table(document, ok, headline, decimals)}
+<p class="small">{_e(SIGNIFICANCE_LEGEND)} Hover a header for its definition
+(<a href="#legend">all definitions</a>); click it to sort.</p>
+{_full_table([*ok, *references], columns, decimals, len(headline))}
+{_reference_table(document, references, headline, decimals)}
+{_legend(columns)}
 {_verdict(document, [*ok, *references])}
 {_checks(document.get('checks') or [])}
 {_failed(failed)}
@@ -366,7 +521,7 @@ Click a column header to sort.</p>
 <h2 id="plots">Plots</h2>
 {_plots(document.get('plots', []))}
 <h2 id="samples">Synthetic samples</h2>
-{_samples(entries)}
+{_samples(entries, classes)}
 <h2 id="provenance">Provenance</h2>
 {_provenance(document)}
 <script>{_JS}</script>

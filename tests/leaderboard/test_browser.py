@@ -86,18 +86,18 @@ def test_rows_ordered_by_utility(page: Any, site: Path) -> None:
 
 
 def test_column_click_resorts(page: Any) -> None:
-    header = page.locator("#leaderboard thead th")
+    header = page.locator("#leaderboard thead tr.cols th")  # the row under the axis row
     header.nth(1).click()  # Entry, ascending
     names = column(page, 2)
     assert names == sorted(names, key=str.lower) and names[0] == EVIL
     header.nth(1).click()  # descending
     again = column(page, 2)
     assert again == list(reversed(names))
-    fid = [h.strip() for h in header.all_inner_texts()].index("fid.fid ↓")
+    fid = [h.strip() for h in header.all_inner_texts()].index("FID ↓")
     header.nth(fid).click()
     values = [float(v) for v in column(page, fid + 1)]
     assert values == sorted(values) and values[0] == 10.0  # EVIL; copy-real is a reference row
-    assert page.locator("#leaderboard thead th").nth(fid).get_attribute("aria-sort") == "ascending"
+    assert header.nth(fid).get_attribute("aria-sort") == "ascending"
     header.nth(0).click()  # back to rank order
     assert column(page, 2)[:3] == ["stylegan2[truncation=0.6]", "vqvae2", "ldm"]
     assert page.problems == []
@@ -121,3 +121,54 @@ def test_script_name_renders_as_text(page: Any) -> None:
     assert EVIL in page.locator("#leaderboard tbody").inner_text()
     assert page.locator("#leaderboard tbody script").count() == 0
     assert page.dialogs == []
+
+
+AXES = ("fidelity", "variety", "privacy", "efficiency")
+
+
+@pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def test_ranking_and_four_axes_fit_without_horizontal_scrolling(
+    browser: Any, site: Path, viewport: tuple[int, int]
+) -> None:
+    width, height = viewport
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        page.goto((site / "index.html").as_uri(), wait_until="load")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        table = page.locator("#leaderboard")
+        # the table is not scrolled inside its own box either
+        assert page.evaluate(
+            "(() => { const t = document.querySelector('#leaderboard');"
+            " return t.parentElement.scrollWidth <= t.parentElement.clientWidth; })()")
+        assert table.bounding_box()["x"] >= 0
+        assert table.bounding_box()["x"] + table.bounding_box()["width"] <= width
+        first = page.locator("#leaderboard tbody tr").first
+        cells = first.locator("td")
+        labels = [cells.nth(i).get_attribute("data-label") for i in range(cells.count())]
+        for axis in AXES:  # every axis has a cell in the row, inside the viewport
+            index = next(i for i, label in enumerate(labels) if label.startswith(f"{axis}:"))
+            box = cells.nth(index).bounding_box()
+            assert box is not None and box["width"] > 0
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (axis, box)
+            assert cells.nth(index).inner_text().strip() not in ("", "—")
+        rank = cells.nth(0).bounding_box()
+        assert rank is not None and rank["x"] + rank["width"] <= width
+        if width < 760:  # a card per entry: the header row is hidden, labels are shown
+            assert page.locator("#leaderboard thead").is_hidden()
+        else:
+            groups = page.locator("#leaderboard thead tr.groups th").all_inner_texts()
+            assert [g.strip() for g in groups if g.strip()] == ["utility", *AXES]
+    finally:
+        page.close()
+
+
+def test_mosaics_labelled_with_class_names_and_enlarged(page: Any) -> None:
+    figure = page.locator("figure.samples").first
+    assert figure.locator("ol.classes li").all_inner_texts() == ["normal", "pneumonia"]
+    natural, shown = page.evaluate(
+        "(() => { const i = document.querySelector('figure.samples img');"
+        " return [i.naturalWidth, i.clientWidth]; })()")
+    assert natural == 48 and shown == 3 * natural  # the 48 px test mosaic drawn at 3×
+    assert page.evaluate(
+        "getComputedStyle(document.querySelector('figure.samples img')).imageRendering"
+    ) == "pixelated"

@@ -8,6 +8,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from leaderboard_fixtures import (
     SUITE_HASH,
@@ -73,8 +74,9 @@ def test_real_mosaics_withheld_synthetic_copied(site: Path) -> None:
     copied = sorted(p.name for p in (site / "samples").iterdir())
     assert copied == ["ldm.png", "noise.png", "stylegan2_truncation_0.6.png"]
     page = (site / "index.html").read_text()
-    assert 'alt="synthetic samples of copy-real"' not in page
-    assert 'alt="synthetic samples of ldm"' in page and "Mosaic withheld" in page
+    assert 'alt="synthetic samples of copy-real' not in page
+    assert 'alt="synthetic samples of ldm, one row per class"' in page
+    assert "Mosaic withheld" in page
 
 
 def test_include_real_shows_real_mosaic(tmp_path: Path) -> None:
@@ -98,18 +100,25 @@ def test_csv_rows_follow_rank(site: Path) -> None:
     assert rows[-1]["error"] == "CUDA out of memory while sampling"
 
 
-def test_correlations_match_scipy(site: Path) -> None:
+def test_correlations_match_scipy_exact_permutation(site: Path) -> None:
     document = read_leaderboard(site / "leaderboard.json")
     row = next(r for r in document["correlations"] if r["metric"] == "fid.fid")
     ok = [e for e in document["entries"] if e["status"] == "ok"]  # reference rows included
     fid = [e["metrics"]["fid.fid"]["value"] for e in ok]
     delta = [e["utility"]["augmentation"]["delta_pp"] for e in ok]
-    rho, p = stats.spearmanr(fid, delta)
-    tau, tau_p = stats.kendalltau(fid, delta)
-    assert row["n"] == 5
-    assert row["spearman"] == pytest.approx(rho) and row["spearman_p"] == pytest.approx(p)
+    rho = stats.spearmanr(fid, delta).statistic
+    tau, tau_p = stats.kendalltau(fid, delta, method="exact")  # no ties: scipy is exact too
+    exact = stats.permutation_test(
+        (delta,), lambda d: abs(stats.spearmanr(fid, d).statistic), permutation_type="pairings",
+        alternative="greater", n_resamples=np.inf)
+    assert row["n"] == 5 and row["method"] == "exact" and row["resamples"] == 120
+    assert row["spearman"] == pytest.approx(rho)
+    assert row["spearman_p"] == pytest.approx(exact.pvalue)
     assert row["kendall"] == pytest.approx(tau) and row["kendall_p"] == pytest.approx(tau_p)
     assert row["agreement"] == pytest.approx(-rho)  # FID: lower is better
+    # ρ = −0.3 = 1 − 6Σd²/120 (Σd² = 26); |ρ| ≥ 0.3 ⇔ Σd² ≤ 14 or ≥ 26: 41 + 41 of the
+    # 120 orderings of five values (the t-approximation said 0.624)
+    assert row["spearman_p"] == pytest.approx(82 / 120)
 
 
 def test_correlation_reasons_for_small_and_constant() -> None:
