@@ -41,7 +41,6 @@ from .schema import columns_of
 __all__ = ["render_html"]
 
 
-
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
