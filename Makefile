@@ -5,9 +5,14 @@ BIN     = $(VENV)/bin
 
 .PHONY: setup demo test browser lint bench clean
 
+# TORCH_INDEX: a package index to take torch/torchvision from first, e.g. the CPU-only build:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
 $(BIN)/medsynbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet torch torchvision --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
 	touch $@
 

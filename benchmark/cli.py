@@ -45,7 +45,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).expanduser() if args.out else suite.output_dir
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else suite.cache_dir
     console = Console(stderr=True)
-    device = args.device or suite.device
+    for warning in suite.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
+    from .devices import resolve_device
+
+    # Resolved here, where it is known whether the flag or the suite asked for the device.
+    source = "--device" if args.device else f"{suite.path}: suite.device"
+    device = resolve_device(args.device or suite.device, source)
     with ProgressUI(console, enabled=not args.quiet) as ui:
         runner = Runner(
             suite,
@@ -105,6 +111,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             f"✓ {path}: suite {suite.name!r}, {len(suite.entries)} entries, "
             f"{len(suite.metrics)} metrics, {len(suite.tasks)} tasks, hash {suite.hash[:12]}"
         )
+        for warning in suite.warnings:
+            print(f"  warning: {warning}")
         for row in power_report(suite, registry):
             print(
                 f"  power: {row['task']}, {row['size']} {row['family']}, {row['seeds']} seeds → "

@@ -8,6 +8,7 @@ group on one side only. Sets are saved as plain ``.npy`` files and loaded memory
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["DataSplits", "ImageSet"]
+__all__ = ["DataSplits", "ImageSet", "SplitPlan", "format_bytes", "memory_bytes"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +167,79 @@ class DataSplits:
         meta = json.loads((directory / "dataset.json").read_text())
         splits = {name: ImageSet.load(directory / name) for name in meta["splits"]}
         return cls(splits, tuple(meta["class_names"]), meta["modality"], meta["info"])
+
+
+def memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """1536 → '1.5 KiB'; binary units up to EiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """What a dataset knows from its parameters alone, before it reads or draws an image.
+
+    ``per_class`` holds the images per class of every split the dataset will provide (a split
+    at 0 that ``optional`` lists, such as ``val``, is simply absent); ``keys`` names the
+    parameter that sets each count, so that :meth:`problems` can say which key to change.
+    The suite checks a plan at load time (``medsynbench validate``); datasets whose counts are
+    only known after reading files return no plan and are checked when loaded.
+    """
+
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    per_class: Mapping[str, int]
+    keys: Mapping[str, str] = field(default_factory=dict)
+    optional: frozenset[str] = frozenset({"val"})
+
+    @property
+    def splits(self) -> list[str]:
+        """Names of the splits the dataset will provide."""
+        return [s for s, n in self.per_class.items() if n > 0 or s not in self.optional]
+
+    def size(self, split: str) -> int:
+        """Images in ``split`` (all classes)."""
+        return self.per_class.get(split, 0) * len(self.class_names)
+
+    def nbytes(self) -> int:
+        """Bytes of every split as uint8 N×C×H×W: a lower bound on the memory loading needs."""
+        c, h, w = self.image_shape
+        return sum(self.size(s) for s in self.splits) * c * h * w
+
+    def problems(self, memory: int | None = None) -> list[tuple[str, str]]:
+        """(parameter key, message) for every count that cannot work: a classifier needs two
+        classes, two training images per class and a test image per class; and the splits
+        must fit in ``memory`` bytes (default: this machine's physical memory)."""
+        found: list[tuple[str, str]] = []
+        if len(self.class_names) < 2:
+            found.append(("classes", f"{len(self.class_names)} class: a classifier and the "
+                          "per-class metrics need at least 2 classes"))
+        for split, least in (("train", 2), ("test", 1)):
+            n = self.per_class.get(split, 0)
+            if n < least:
+                key = self.keys.get(split, split)
+                found.append((key, f"{n} {split} image(s) per class; the {split} split needs at "
+                              f"least {least} per class — set {key} ≥ {least}"))
+        memory = memory_bytes() if memory is None else memory
+        need = self.nbytes()
+        if memory is not None and need > memory:
+            split = max(self.splits, key=self.size)
+            key = self.keys.get(split, split)
+            c, h, w = self.image_shape
+            total = sum(self.size(s) for s in self.splits)
+            found.append((key, f"{total:,} images of {c}×{h}×{w} need at least "
+                          f"{format_bytes(need)} of memory as uint8, but this machine has "
+                          f"{format_bytes(memory)}; lower {key} (now {self.per_class[split]:,} "
+                          "per class)"))
+        return found

@@ -39,19 +39,24 @@ def torch_device(device: Any = "auto") -> torch.device:
     return resolved
 
 
-def resolve_device(requested: str) -> str:
-    """The runner's ``--device``: map auto|cpu|cuda to the device to use; refuse cuda without
-    a GPU."""
+def resolve_device(requested: str, source: str = "--device") -> str:
+    """The runner's device: map auto|cpu|cuda to the device to use; refuse cuda without a GPU.
+
+    ``source`` says where the request came from, for the message: ``"--device"`` (the flag)
+    or the suite's key, e.g. ``"suites/x.toml: suite.device"``.
+    """
     import torch
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    flag = source == "--device"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise MedSynBenchError(
-            "--device cuda was requested but torch sees no CUDA GPU; use --device cpu"
-        )
+        fix = ("use --device cpu (or auto)" if flag else
+               'set device = "auto" (or "cpu") there, or pass --device cpu to override it')
+        asked = "--device cuda was requested" if flag else f'{source} = "cuda" asks for a GPU'
+        raise MedSynBenchError(f"{asked} but torch sees no CUDA GPU; {fix}")
     if requested not in ("cpu", "cuda"):
-        raise MedSynBenchError(f"unknown device {requested!r}; use auto, cpu or cuda")
+        raise MedSynBenchError(f"{source}: unknown device {requested!r}; use auto, cpu or cuda")
     return requested
 
 

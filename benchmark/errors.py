@@ -1,6 +1,7 @@
 """The exception hierarchy. Every error a user can cause derives from `MedSynBenchError`.
 
-MedSynBenchError                 a user-facing problem: printed as one message, no traceback
+MedSynBenchError                 a user-facing problem: printed as one message, no traceback;
+                                 ``problems``: one line per problem when it reports several
 ├── SuiteError                   a suite file is unreadable or invalid (file, key path, fix)
 ├── PluginError                  plugin lookup or registration failed
 │   ├── UnknownPluginError       no plugin of that name (did-you-mean + available names)
@@ -15,6 +16,8 @@ MedSynBenchError                 a user-facing problem: printed as one message, 
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 __all__ = [
     "DataError",
@@ -33,11 +36,20 @@ __all__ = [
 
 
 class MedSynBenchError(Exception):
-    """Base of every error caused by user input or environment (not by a bug)."""
+    """Base of every error caused by user input or environment (not by a bug).
+
+    ``problems`` holds one line per problem (key path, what is wrong, the fix) when one error
+    reports several — a suite with several bad keys raises once, listing them all, so one run
+    of ``validate`` shows every one. A plain message is its own single problem.
+    """
+
+    def __init__(self, message: str = "", problems: Sequence[str] = ()) -> None:
+        self.problems: tuple[str, ...] = tuple(problems) or ((message,) if message else ())
+        super().__init__(message or "\n".join(self.problems))
 
 
 class SuiteError(MedSynBenchError):
-    """A suite file cannot be parsed or does not validate."""
+    """A suite file cannot be parsed or does not validate (``problems``: every one found)."""
 
 
 class PluginError(MedSynBenchError):

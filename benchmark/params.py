@@ -8,6 +8,7 @@ fails in a second with the key path and a suggestion, not after an hour of train
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,12 @@ class Param:
     tuple of types; ``int`` is accepted where ``float`` is declared. ``choices`` restricts
     the value; ``check`` returns an error string (or None) for custom rules.
     ``sweepable`` marks parameters where a list in the suite's ``sample`` table expands
-    into one entry per value.
+    into one entry per value. A float parameter never accepts ``inf`` or ``nan`` (TOML
+    writes them as ``inf``/``nan``): no learning rate, contrast or fraction means them.
+    ``extra`` holds declarations the suite checks against other tables before any work:
+    ``extra={"below_reference": True}`` (an int that must be smaller than the number of real
+    reference images, e.g. a k-NN ``k``), ``extra={"split": True}`` (a str naming one of the
+    dataset's splits).
     """
 
     default: Any
@@ -68,6 +74,22 @@ def _type_ok(value: Any, expected: type | tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
+def _value_problem(owner: str, spec: Param, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``spec`` (None: nothing)."""
+    if value is None and spec.nullable:
+        return None
+    if not _type_ok(value, spec.type):
+        return f"{owner} expects {type_name(spec.type)}, got {type(value).__name__} {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{owner} expects a finite number, got {value}; give a finite value " \
+            f"(default: {spec.default!r})"
+    if spec.choices is not None and value not in spec.choices:
+        options = ", ".join(repr(c) for c in spec.choices)
+        return f"{value!r} is not one of {options}" \
+            f"{did_you_mean(str(value), [str(c) for c in spec.choices])}"
+    return spec.check(value) if spec.check is not None else None
+
+
 def validate_params(
     owner: str,
     declared: Mapping[str, Param],
@@ -77,41 +99,29 @@ def validate_params(
     """Check ``given`` against ``declared`` and return the full parameter dict with defaults.
 
     ``owner`` names the plugin in messages; ``where`` is the dotted key path of the table
-    (e.g. ``generators[1].train``). Raises ParameterError naming the key, the expected
-    type and a did-you-mean for unknown keys.
+    (e.g. ``generators[1].train``). Raises one ParameterError listing every bad key (its
+    ``problems``), each with the expected type and a did-you-mean for unknown keys.
     """
     resolved: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in given.items():
         if key not in declared:
             known = ", ".join(sorted(declared)) or "none"
-            raise ParameterError(
+            problems.append(
                 f"{where}.{key}: unknown parameter for {owner}{did_you_mean(key, declared)} "
                 f"(known parameters: {known})"
             )
-        spec = declared[key]
-        if value is None and spec.nullable:
-            resolved[key] = None
             continue
-        if not _type_ok(value, spec.type):
-            raise ParameterError(
-                f"{where}.{key}: {owner} expects {type_name(spec.type)}, "
-                f"got {type(value).__name__} {value!r}"
-            )
-        if spec.choices is not None and value not in spec.choices:
-            options = ", ".join(repr(c) for c in spec.choices)
-            raise ParameterError(
-                f"{where}.{key}: {value!r} is not one of {options}"
-                f"{did_you_mean(str(value), [str(c) for c in spec.choices])}"
-            )
-        if spec.check is not None:
-            problem = spec.check(value)
-            if problem:
-                raise ParameterError(f"{where}.{key}: {problem}")
+        problem = _value_problem(owner, declared[key], value)
+        if problem:
+            problems.append(f"{where}.{key}: {problem}")
         resolved[key] = value
     for key, spec in declared.items():
-        if key in resolved:
+        if key in resolved or key in given:
             continue
         if spec.required:
-            raise ParameterError(f"{where}.{key}: required parameter of {owner} is missing")
+            problems.append(f"{where}.{key}: required parameter of {owner} is missing")
         resolved[key] = spec.default
+    if problems:
+        raise ParameterError("\n".join(problems), problems=problems)
     return resolved

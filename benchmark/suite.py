@@ -3,6 +3,10 @@
 Loading resolves ``include`` (a base file, merged underneath), expands ``~`` and ``${ENV}`` in
 strings, checks every key against the suite schema (file, dotted key path, expected type and a
 did-you-mean) and then lets every plugin validate its own parameters — all before any work.
+Every problem of a suite is collected (one table's failure does not hide the next table's), and
+what can be checked across tables is: a dataset's counts known from its parameters
+(``planned_splits``: two classes, two training and one test image per class, memory), k-NN
+``k`` against the reference set, split names, and the sizes of sampled sets.
 A list in a generator's ``sample`` table, for a parameter the plugin declares sweepable,
 expands into one entry per value (e.g. StyleGAN2 truncation).
 """
@@ -14,14 +18,16 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .checks import parse_checks
-from .errors import MedSynBenchError, SuiteError
-from .kinds import Encoder, Generator, Metric
+from .data import SplitPlan, format_bytes, memory_bytes
+from .errors import MedSynBenchError, SuiteError, UnknownPluginError
+from .kinds import Dataset, Encoder, Generator, Metric, Plugin
 from .params import did_you_mean, type_name
 from .registry import PluginRegistry
 
@@ -68,6 +74,8 @@ _DEVICES = ("auto", "cpu", "cuda")
 # runs of the same suite compare, while still part of every cache key.
 _LOCAL_KEYS = frozenset({"root", "file", "path", "dir", "weights", "cache_dir"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# More torch threads than this is a typo, not a machine (cpu_threads = 100000).
+MAX_CPU_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ class Suite:
     cpu_threads: int | None = None
     # Known-answer checks (medsynbench.checks): assertions about the board, not the protocol.
     checks: list[dict[str, str]] = field(default_factory=list)
+    # Things that will work but not as the user may expect (printed by validate and run).
+    warnings: list[str] = field(default_factory=list)
     # "kind:plugin" → the plugin class's version, filled in from the registry when the suite is
     # built. Part of both hashes: a plugin whose computation changed bumps its version.
     plugin_versions: dict[str, str] = field(default_factory=dict)
@@ -177,21 +187,36 @@ class Suite:
         }
 
 
-def _expand(value: Any, where: str, file: Path) -> Any:
+
+class _UnsetVariable(SuiteError):
+    """``${VAR}`` in a suite names an unset environment variable (load_suite adds the fix)."""
+
+    def __init__(self, message: str, variable: str, value: str, plugin: str | None) -> None:
+        super().__init__(message)
+        self.variable, self.value, self.plugin = variable, value, plugin
+
+
+def _expand(value: Any, where: str, file: Path, plugin: str | None = None) -> Any:
     if isinstance(value, str):
 
         def env(match: re.Match[str]) -> str:
             var = match.group(1)
             if var not in os.environ:
-                raise SuiteError(f"{file}: {where}: environment variable ${{{var}}} is not set")
+                raise _UnsetVariable(
+                    f"{file}: {where}: environment variable ${{{var}}} is not set; "
+                    f"export {var}=/path/to/folder or replace {value!r} with a path",
+                    var, value, plugin,
+                )
             return os.environ[var]
 
         value = _ENV.sub(env, value)
         return os.path.expanduser(value) if value.startswith("~") else value
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else k, file) for k, v in value.items()}
+        owner = value.get("plugin") if isinstance(value.get("plugin"), str) else plugin
+        return {k: _expand(v, f"{where}.{k}" if where else k, file, owner)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", file) for i, v in enumerate(value)]
+        return [_expand(v, f"{where}[{i}]", file, plugin) for i, v in enumerate(value)]
     return value
 
 
@@ -205,6 +230,31 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _read_text(path: Path) -> str:
+    """The file's text, or one SuiteError line saying why it cannot be read and what to do."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: suite file not found") from None
+    except IsADirectoryError:
+        raise SuiteError(
+            f"{path}: is a directory, not a suite file; give a .toml file, e.g. "
+            f"{path / 'suite.toml'}"
+        ) from None
+    except PermissionError:
+        raise SuiteError(
+            f"{path}: no permission to read the suite file; make it readable "
+            f"(chmod u+r {path}) or run as its owner"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "TOML files must be UTF-8 — re-save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read the suite file: {exc.strerror or exc}") from None
+
+
 def read_suite_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Parse a suite file, resolve ``include`` and expand ``~``/``${ENV}``; no validation."""
     path = Path(path)
@@ -212,9 +262,7 @@ def read_suite_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
         raise SuiteError(f"{path}: include cycle: {chain}")
     try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SuiteError(f"{path}: suite file not found") from None
+        raw: dict[str, Any] = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: TOML syntax error: {exc}") from None
     includes = raw.pop("include", [])
@@ -230,43 +278,118 @@ def read_suite_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return expanded
 
 
-def _check_keys(
-    table: Mapping[str, Any], schema: Mapping[str, Any], where: str, file: Path
-) -> None:
+def _unset_hint(error: _UnsetVariable, registry: PluginRegistry) -> str:
+    """What to download and where, for an unset variable in a dataset's table."""
+    if error.plugin is None:
+        return ""
+    try:
+        cls = registry.get("dataset", error.plugin)
+    except MedSynBenchError:
+        return ""
+    download = getattr(cls, "download", "")
+    if not download:
+        return ""
+    return (
+        f"\n{error.variable} is the folder that holds your datasets (e.g. export "
+        f"{error.variable}=$HOME/data). Dataset {error.plugin!r} needs: {download}\n"
+        f"Put it at {error.value} (the path this key names); "
+        f"`medsynbench data info {error.plugin}` then checks the layout."
+    )
+
+
+class _Problems:
+    """Every problem found in one suite, each a key path and a message; raised all at once."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.found: list[tuple[type[MedSynBenchError], str]] = []
+
+    def add(self, where: str, message: str, kind: type[MedSynBenchError] = SuiteError) -> None:
+        prefix = f"{self.file}: "
+        while message.startswith(prefix):  # messages built with the file name keep it once
+            message = message[len(prefix):]
+        if where and not message.startswith((f"{where}.", f"{where}:", f"{where}[")):
+            message = f"{where}: {message}"
+        self.found.append((kind, message))
+
+    @contextmanager
+    def section(self, where: str) -> Iterator[None]:
+        """Record a MedSynBenchError raised inside as a problem of ``where`` and go on."""
+        try:
+            yield
+        except MedSynBenchError as exc:
+            for line in exc.problems or (str(exc),):
+                self.add(where, line, type(exc))
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def raise_all(self) -> None:
+        if not self.found:
+            return
+        if len(self.found) == 1:
+            kind, line = self.found[0]
+            raise kind(f"{self.file}: {line}", problems=[line])
+        lines = [line for _, line in self.found]
+        listing = "\n".join("  - " + line.replace("\n", "\n    ") for line in lines)
+        raise SuiteError(f"{self.file}: {len(lines)} problems:\n{listing}", problems=lines)
+
+
+def _check_keys(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+    """SuiteError listing every unknown or mistyped key of ``table``."""
+    found = []
     for key, value in table.items():
         path = f"{where}.{key}" if where else key
         if key not in schema:
-            raise SuiteError(
-                f"{file}: {path}: unknown key{did_you_mean(key, schema)} "
+            found.append(
+                f"{path}: unknown key{did_you_mean(key, schema)} "
                 f"(allowed: {', '.join(sorted(schema))})"
             )
+            continue
         expected = schema[key]
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-            raise SuiteError(
-                f"{file}: {path}: expected {type_name(expected)}, "
-                f"got {type(value).__name__} {value!r}"
+            found.append(
+                f"{path}: expected {type_name(expected)}, got {type(value).__name__} {value!r}"
             )
+    if found:
+        raise SuiteError(problems=found)
+
+
+def _name(runner: Mapping[str, Any], default: str, where: str) -> str:
+    """The table's ``name`` (default: the plugin name); refuse an empty or blank one."""
+    name = runner.get("name", default)
+    if not isinstance(name, str) or not name.strip():
+        raise SuiteError(
+            f"{where}.name: {name!r} is empty; give a name (shown on the board and used in "
+            f"results.json), or remove the key to use the plugin name {default!r}"
+        )
+    return name
+
+
+def _plugin_class(registry: PluginRegistry, kind: str, plugin: str, where: str) -> type[Plugin]:
+    try:
+        return registry.get(kind, plugin)
+    except UnknownPluginError as exc:
+        raise UnknownPluginError(f"{where}: {exc}") from None
 
 
 def _split_plugin_table(
-    table: Any, runner_keys: Mapping[str, Any], where: str, file: Path
+    table: Any, runner_keys: Mapping[str, Any], where: str
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Return (plugin, runner-level values, plugin parameters) of a plugin table."""
     if not isinstance(table, dict):
-        raise SuiteError(f"{file}: {where}: expected a table, got {type(table).__name__}")
+        raise SuiteError(f"{where}: expected a table, got {type(table).__name__}")
     plugin = table.get("plugin")
     if not isinstance(plugin, str) or not plugin:
-        raise SuiteError(
-            f"{file}: {where}.plugin: required (a plugin name, see `medsynbench list`)"
-        )
+        raise SuiteError(f"{where}.plugin: required (a plugin name, see `medsynbench list`)")
     runner = {k: v for k, v in table.items() if k in runner_keys}
-    _check_keys(runner, runner_keys, where, file)
+    _check_keys(runner, runner_keys, where)
     params = {k: v for k, v in table.items() if k not in runner_keys}
     return plugin, runner, params
 
 
 def _sweep(
-    cls: type[Generator], sample: dict[str, Any], where: str, file: Path
+    cls: type[Generator], sample: dict[str, Any], where: str
 ) -> list[dict[str, Any]]:
     combos: list[dict[str, Any]] = [{}]
     for key, value in sample.items():
@@ -275,7 +398,7 @@ def _sweep(
             value if isinstance(value, list) and spec is not None and spec.sweepable else [value]
         )
         if not values:
-            raise SuiteError(f"{file}: {where}.sample.{key}: empty list sweeps over nothing")
+            raise SuiteError(f"{where}.sample.{key}: empty list sweeps over nothing")
         combos = [{**combo, key: v} for combo in combos for v in values]
     return combos
 
@@ -291,18 +414,22 @@ def load_suite(
 ) -> Suite:
     """Read and fully validate a suite; every plugin checks its parameters here.
 
+    Every problem is collected: a suite with several raises one SuiteError listing them all
+    (``.problems``); a single problem keeps its own error type (ParameterError, DataError...).
     A suite whose seeds cannot reach p < 0.05 for its number of entries
     (:func:`power_report`) is refused unless ``allow_underpowered``.
     """
     file = Path(path)
-    raw = read_suite_file(file)
-    _check_keys(raw, _TOP, "", file)
     try:
-        suite = _build(raw, file, registry)
-    except SuiteError:
-        raise
-    except MedSynBenchError as exc:  # plugin messages already carry the key path
-        raise type(exc)(f"{file}: {exc}") from None
+        raw = read_suite_file(file)
+    except _UnsetVariable as exc:
+        raise SuiteError(f"{exc}{_unset_hint(exc, registry)}") from None
+    problems = _Problems(file)
+    with problems.section(""):
+        _check_keys(raw, _TOP, "")
+    suite = _build(raw, file, registry, problems)
+    problems.raise_all()
+    assert suite is not None
     if not allow_underpowered:
         short = [row for row in power_report(suite, registry) if not row["reachable"]]
         if short:
@@ -345,51 +472,102 @@ def power_report(suite: Suite, registry: PluginRegistry) -> list[dict[str, Any]]
     return rows
 
 
-def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; os.cpu_count() where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _meta(raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    """The [suite] table, checked; what failed is recorded and left out."""
     meta = raw.get("suite")
-    if meta is None:
-        raise SuiteError(f"{file}: [suite] table is missing (needs at least name and seeds)")
-    _check_keys(meta, _SUITE, "suite", file)
+    if not isinstance(meta, dict):
+        problems.add("suite", "[suite] table is missing (needs at least name and seeds)")
+        return {}
+    with problems.section("suite"):
+        _check_keys(meta, _SUITE, "suite")
     for required in ("name", "seeds"):
         if required not in meta:
-            raise SuiteError(f"{file}: suite.{required}: required key is missing")
-    seeds = meta["seeds"]
-    if not seeds:
-        raise SuiteError(
-            f"{file}: suite.seeds: empty — give at least one seed, e.g. seeds = [0, 1, 2]"
-        )
-    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise SuiteError(f"{file}: suite.seeds: expected a list of integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise SuiteError(f"{file}: suite.seeds: duplicate seeds in {seeds!r}")
+            problems.add(f"suite.{required}", "required key is missing")
+    name = meta.get("name")
+    if isinstance(name, str) and not name.strip():
+        problems.add("suite.name", f"{name!r} is empty; give the suite a name (it names the "
+                     "output folder and the board), e.g. name = \"my-suite\"")
+    seeds = meta.get("seeds")
+    if isinstance(seeds, list):
+        if not seeds:
+            problems.add("suite.seeds", "empty — give at least one seed, e.g. seeds = [0, 1, 2]")
+        elif not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            problems.add("suite.seeds", f"expected a list of integers, got {seeds!r}")
+        elif len(set(seeds)) != len(seeds):
+            problems.add("suite.seeds", f"duplicate seeds in {seeds!r}")
     device = meta.get("device", "auto")
     if device not in _DEVICES:
-        raise SuiteError(f"{file}: suite.device: {device!r} is not one of {', '.join(_DEVICES)}")
+        problems.add("suite.device", f"{device!r} is not one of {', '.join(_DEVICES)}")
     threads = meta.get("cpu_threads")
-    if threads is not None and threads < 1:
-        raise SuiteError(f"{file}: suite.cpu_threads: must be a positive integer, got {threads}")
+    if isinstance(threads, int) and not isinstance(threads, bool):
+        if threads < 1:
+            problems.add("suite.cpu_threads", f"must be a positive integer, got {threads}")
+        elif threads > MAX_CPU_THREADS:
+            problems.add("suite.cpu_threads", f"{threads} threads is more than any machine this "
+                         f"runs on (limit {MAX_CPU_THREADS}); use at most the CPUs you have "
+                         f"(here: {usable_cpus()})")
+    return meta
 
+
+def _build(
+    raw: dict[str, Any], file: Path, registry: PluginRegistry, problems: _Problems
+) -> Suite | None:
+    meta = _meta(raw, problems)
+    dataset: Dataset | None = None
+    dataset_spec: PluginSpec | None = None
     if "dataset" not in raw:
-        raise SuiteError(f"{file}: [dataset] table is missing")
-    ds_plugin, _, ds_params = _split_plugin_table(raw["dataset"], {"plugin": str}, "dataset", file)
-    dataset = registry.create("dataset", ds_plugin, ds_params, f"{file}: dataset")
-    dataset_spec = PluginSpec(ds_plugin, ds_plugin, dataset.params, "dataset")
+        problems.add("dataset", "[dataset] table is missing")
+    else:
+        with problems.section("dataset"):
+            ds_plugin, _, ds_params = _split_plugin_table(raw["dataset"], {"plugin": str},
+                                                          "dataset")
+            _plugin_class(registry, "dataset", ds_plugin, "dataset.plugin")
+            made = registry.create("dataset", ds_plugin, ds_params, "dataset")
+            assert isinstance(made, Dataset)
+            dataset = made
+            dataset_spec = PluginSpec(ds_plugin, ds_plugin, made.params, "dataset")
 
-    entries = _entries(raw.get("generators", []), file, registry)
-    encoders = _encoders(raw.get("encoders", []), file, registry)
-    metrics = _metrics(raw.get("metrics", []), encoders, file, registry)
+    failed_before = len(problems.found)
+    entries = _entries(raw.get("generators", []), registry, problems)
+    entries_ok = len(problems.found) == failed_before
+    encoders, failed_encoders = _encoders(raw.get("encoders", []), registry, problems)
+    metrics = _metrics(raw.get("metrics", []), encoders, failed_encoders, registry, problems)
     tasks = []
     for i, table in enumerate(raw.get("tasks", [])):
         where = f"tasks[{i}]"
-        plugin, runner, params = _split_plugin_table(
-            table, {"plugin": str, "name": str}, where, file
-        )
-        task = registry.create("task", plugin, params, f"{file}: {where}")
-        tasks.append(PluginSpec(runner.get("name", plugin), plugin, task.params, where))
-    _unique([t.name for t in tasks], "tasks", file)
+        with problems.section(where):
+            plugin, runner, params = _split_plugin_table(
+                table, {"plugin": str, "name": str}, where
+            )
+            name = _name(runner, plugin, where)
+            _plugin_class(registry, "task", plugin, f"{where}.plugin")
+            task = registry.create("task", plugin, params, where)
+            tasks.append(PluginSpec(name, plugin, task.params, where))
+    with problems.section("tasks"):
+        _unique([t.name for t in tasks], "tasks")
 
     output = raw.get("output", {})
-    _check_keys(output, _OUTPUT, "output", file)
+    with problems.section("output"):
+        _check_keys(output, _OUTPUT, "output")
+    checks: list[dict[str, str]] = []
+    if entries_ok:
+        with problems.section("checks"):
+            checks = parse_checks(raw.get("checks", []), [e.name for e in entries], file)
+
+    plan = _plan(dataset, problems)
+    if plan is not None:
+        _cross_check(plan, entries, metrics, tasks, registry, problems)
+    if problems or dataset_spec is None:
+        return None
+
     out_dir = Path(output.get("dir", f"runs/{meta['name']}"))
     if not out_dir.is_absolute():
         out_dir = Path.cwd() / out_dir
@@ -400,8 +578,8 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
         description=meta.get("description", ""),
         reference=meta.get("reference", ""),
         version=meta.get("version", "1"),
-        seeds=list(seeds),
-        device=device,
+        seeds=list(meta["seeds"]),
+        device=meta.get("device", "auto"),
         dataset=dataset_spec,
         entries=entries,
         encoders=encoders,
@@ -409,8 +587,9 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
         tasks=tasks,
         output_dir=out_dir,
         cache_dir=cache_dir,
-        cpu_threads=threads,
-        checks=parse_checks(raw.get("checks", []), [e.name for e in entries], file),
+        cpu_threads=meta.get("cpu_threads"),
+        checks=checks,
+        warnings=_warnings(meta),
     )
     uses = [("dataset", dataset_spec.plugin)]
     uses += [("generator", e.plugin) for e in entries]
@@ -427,116 +606,228 @@ def _build(raw: dict[str, Any], file: Path, registry: PluginRegistry) -> Suite:
     return suite
 
 
+def _warnings(meta: Mapping[str, Any]) -> list[str]:
+    """Settings that work but slowly. ``cpu_threads`` above the usable CPUs is a warning, not
+    an error: a fixed count is what makes CPU results reproducible across machines (float
+    reductions depend on it), so a suite pinned on a big machine must still run — slowly —
+    on a small one to reproduce its numbers."""
+    threads = meta.get("cpu_threads")
+    cpus = usable_cpus()
+    if isinstance(threads, int) and threads > cpus:
+        return [
+            f"suite.cpu_threads = {threads} but this process may use {cpus} CPU(s) "
+            f"(os.sched_getaffinity): threads will wait on each other and CPU stages run "
+            f"several times slower; results stay those of {threads} threads. Lower it to "
+            f"{cpus} unless you are reproducing a {threads}-thread run."
+        ]
+    return []
+
+
+def _plan(dataset: Dataset | None, problems: _Problems) -> SplitPlan | None:
+    """The dataset's split plan (when its parameters determine its counts), checked."""
+    planner = getattr(dataset, "planned_splits", None)
+    if planner is None:
+        return None
+    plan = planner()
+    if not isinstance(plan, SplitPlan):
+        return None
+    for key, message in plan.problems():
+        problems.add(f"dataset.{key}", message)
+    return plan
+
+
+def _cross_check(
+    plan: SplitPlan, entries: list[EntrySpec], metrics: list[MetricSpec],
+    tasks: list[PluginSpec], registry: PluginRegistry, problems: _Problems,
+) -> None:
+    """Checks across tables that the dataset's planned counts allow before any work."""
+    splits = plan.splits
+    memory = memory_bytes()
+    c, h, w = plan.image_shape
+    for entry in entries:
+        if entry.split not in splits:
+            problems.add(f"{entry.where}.split", f"{entry.split!r} is not a split of the dataset "
+                         f"(splits: {', '.join(splits)}){did_you_mean(entry.split, splits)}")
+        if entry.count is not None and memory is not None:
+            need = entry.count * len(plan.class_names) * c * h * w
+            if need > memory:
+                problems.add(f"{entry.where}.count", f"{entry.count:,} images per class × "
+                             f"{len(plan.class_names)} classes of {c}×{h}×{w} need at least "
+                             f"{format_bytes(need)} of memory, but this machine has "
+                             f"{format_bytes(memory)}; lower count")
+    fit_splits = sorted({e.split for e in entries if e.split in splits}) or ["train"]
+    # Reference sizes are only worth comparing once the dataset's own counts are sane.
+    for metric in metrics if not plan.problems(memory) else []:
+        cls = registry.get("metric", metric.plugin)
+        for key, spec in cls.parameters.items():
+            value = metric.params.get(key)
+            if not spec.extra.get("below_reference") or not isinstance(value, int):
+                continue
+            for split in fit_splits:
+                n = plan.size(split)
+                if n <= value:
+                    dkey = plan.keys.get(split, split)
+                    problems.add(f"{metric.where}.{key}", f"{key} = {value} but the reference "
+                                 f"set (the {split!r} split) has {n} images; {key} must be "
+                                 f"smaller — set {key} ≤ {n - 1} or raise "
+                                 f"dataset.{dkey}")
+                    break
+    for task in tasks:
+        cls = registry.get("task", task.plugin)
+        for key, spec in cls.parameters.items():
+            value = task.params.get(key)
+            if spec.extra.get("split") and isinstance(value, str) and value not in splits:
+                problems.add(f"{task.where}.{key}", f"{value!r} is not a split of the dataset "
+                             f"(splits: {', '.join(splits)}){did_you_mean(value, splits)}; "
+                             f"set {key} to one of them")
+
+
 def _sha256(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _unique(names: list[str], table: str, file: Path) -> None:
+def _unique(names: list[str], table: str) -> None:
     seen = set()
     for name in names:
         if name in seen:
             raise SuiteError(
-                f"{file}: {table}: two entries are named {name!r}; give each a distinct `name`"
+                f"{table}: two entries are named {name!r}; give each a distinct `name`"
             )
         seen.add(name)
 
 
-def _entries(tables: list[Any], file: Path, registry: PluginRegistry) -> list[EntrySpec]:
+def _entries(tables: list[Any], registry: PluginRegistry, problems: _Problems
+             ) -> list[EntrySpec]:
     if not tables:
-        raise SuiteError(
-            f"{file}: generators: the suite has zero generators — add a [[generators]] table"
-        )
-    entries = []
+        problems.add("generators", "the suite has zero generators — add a [[generators]] table")
+    entries: list[EntrySpec] = []
     for i, table in enumerate(tables):
         where = f"generators[{i}]"
-        plugin, runner, extra = _split_plugin_table(table, _GENERATOR, where, file)
-        if extra:
-            key = next(iter(extra))
-            raise SuiteError(
-                f"{file}: {where}.{key}: unknown key{did_you_mean(key, _GENERATOR)} — generator "
-                f"parameters go in {where}.train or {where}.sample"
-            )
-        cls = registry.get("generator", plugin)
-        assert issubclass(cls, Generator)
-        generator = registry.create(
-            "generator", plugin, runner.get("train", {}), f"{file}: {where}.train"
-        )
-        if runner.get("count", 1) < 1:
-            raise SuiteError(f"{file}: {where}.count: must be ≥ 1 images per class")
-        sample_table = runner.get("sample", {})
-        swept = [
-            k
-            for k, v in sample_table.items()
-            if isinstance(v, list)
-            and k in cls.sample_parameters
-            and cls.sample_parameters[k].sweepable
-        ]
-        for sample in _sweep(cls, sample_table, where, file):
-            sample_params = cls.validate_sample(sample, f"{file}: {where}.sample")
-            entries.append(
-                EntrySpec(
-                    name=_entry_name(runner.get("name", plugin), sample, swept),
-                    plugin=plugin,
-                    split=runner.get("split", "train"),
-                    count=runner.get("count"),
-                    train=generator.params,
-                    sample=sample_params,
-                    where=where,
-                )
-            )
-    _unique([e.name for e in entries], "generators", file)
+        with problems.section(where):
+            entries += _entry(table, where, registry, problems)
+    with problems.section("generators"):
+        _unique([e.name for e in entries], "generators")
     return entries
 
 
-def _encoders(tables: list[Any], file: Path, registry: PluginRegistry) -> dict[str, PluginSpec]:
+def _entry(table: Any, where: str, registry: PluginRegistry, problems: _Problems
+           ) -> list[EntrySpec]:
+    plugin, runner, extra = _split_plugin_table(table, _GENERATOR, where)
+    for key in extra:
+        problems.add(f"{where}.{key}", f"unknown key{did_you_mean(key, _GENERATOR)} — generator "
+                     f"parameters go in {where}.train or {where}.sample")
+    base_name = _name(runner, plugin, where)
+    cls = _plugin_class(registry, "generator", plugin, f"{where}.plugin")
+    assert issubclass(cls, Generator)
+    if runner.get("count", 1) < 1:
+        problems.add(f"{where}.count", "must be ≥ 1 images per class")
+    generator = registry.create("generator", plugin, runner.get("train", {}), f"{where}.train")
+    sample_table = runner.get("sample", {})
+    swept = [
+        k
+        for k, v in sample_table.items()
+        if isinstance(v, list) and k in cls.sample_parameters and cls.sample_parameters[k].sweepable
+    ]
+    entries = []
+    for sample in _sweep(cls, sample_table, where):
+        sample_params = cls.validate_sample(sample, f"{where}.sample")
+        entries.append(
+            EntrySpec(
+                name=_entry_name(base_name, sample, swept),
+                plugin=plugin,
+                split=runner.get("split", "train"),
+                count=runner.get("count"),
+                train=generator.params,
+                sample=sample_params,
+                where=where,
+            )
+        )
+    return entries
+
+
+def _encoders(tables: list[Any], registry: PluginRegistry, problems: _Problems
+              ) -> tuple[dict[str, PluginSpec], set[str]]:
+    """Declared encoders by name, and the names of those that failed validation."""
     encoders: dict[str, PluginSpec] = {}
+    failed: set[str] = set()
     for i, table in enumerate(tables):
         where = f"encoders[{i}]"
-        plugin, runner, params = _split_plugin_table(
-            table, {"plugin": str, "name": str}, where, file
-        )
-        encoder = registry.create("encoder", plugin, params, f"{file}: {where}")
-        name = runner.get("name", plugin)
-        if name in encoders:
-            raise SuiteError(f"{file}: {where}.name: encoder {name!r} is defined twice")
-        encoders[name] = PluginSpec(name, plugin, encoder.params, where)
-    return encoders
+        if isinstance(table, dict):
+            name = table.get("name", table.get("plugin"))
+            failed |= {name} if isinstance(name, str) else set()
+        with problems.section(where):
+            plugin, runner, params = _split_plugin_table(
+                table, {"plugin": str, "name": str}, where
+            )
+            name = _name(runner, plugin, where)
+            _plugin_class(registry, "encoder", plugin, f"{where}.plugin")
+            encoder = registry.create("encoder", plugin, params, where)
+            if name in encoders:
+                raise SuiteError(f"{where}.name: encoder {name!r} is defined twice")
+            encoders[name] = PluginSpec(name, plugin, encoder.params, where)
+            failed.discard(name)
+    return encoders, failed
 
 
 def _metrics(
-    tables: list[Any], encoders: dict[str, PluginSpec], file: Path, registry: PluginRegistry
+    tables: list[Any], encoders: dict[str, PluginSpec], failed_encoders: set[str],
+    registry: PluginRegistry, problems: _Problems,
 ) -> list[MetricSpec]:
-    metrics = []
+    metrics: list[MetricSpec] = []
     for i, table in enumerate(tables):
         where = f"metrics[{i}]"
-        plugin, runner, params = _split_plugin_table(
-            table, {"plugin": str, "name": str, "encoder": str}, where, file
-        )
-        metric = registry.create("metric", plugin, params, f"{file}: {where}")
-        assert isinstance(metric, Metric)
-        encoder_name = None
-        if metric.input != "images":
-            encoder_name = runner.get("encoder") or metric.default_encoder
-            if encoder_name is None:
-                raise SuiteError(f"{file}: {where}.encoder: metric {plugin!r} needs an encoder")
-            if encoder_name not in encoders:  # a plugin name used directly: default parameters
-                enc = registry.create("encoder", encoder_name, {}, f"{file}: {where}.encoder")
-                encoders[encoder_name] = PluginSpec(
-                    encoder_name, encoder_name, enc.params, f"{where}.encoder"
-                )
-            enc_cls = registry.get("encoder", encoders[encoder_name].plugin)
-            assert issubclass(enc_cls, Encoder)
-            if metric.input != "any" and enc_cls.output != metric.input:
-                raise SuiteError(
-                    f"{file}: {where}.encoder: metric {plugin!r} needs {metric.input}, but encoder "
-                    f"{encoder_name!r} produces {enc_cls.output}"
-                )
-        elif "encoder" in runner:
-            raise SuiteError(
-                f"{file}: {where}.encoder: metric {plugin!r} reads images; remove `encoder`"
-            )
-        default_name = encoder_name in (None, metric.default_encoder)
-        name = runner.get("name") or (plugin if default_name else f"{plugin}@{encoder_name}")
-        metrics.append(MetricSpec(name, plugin, metric.params, where, encoder_name))
-    _unique([m.name for m in metrics], "metrics", file)
+        with problems.section(where):
+            spec = _metric(table, where, encoders, failed_encoders, registry)
+            if spec is not None:
+                metrics.append(spec)
+    with problems.section("metrics"):
+        _unique([m.name for m in metrics], "metrics")
     return metrics
+
+
+def _metric(
+    table: Any, where: str, encoders: dict[str, PluginSpec], failed_encoders: set[str],
+    registry: PluginRegistry,
+) -> MetricSpec | None:
+    plugin, runner, params = _split_plugin_table(
+        table, {"plugin": str, "name": str, "encoder": str}, where
+    )
+    if "name" in runner:
+        _name(runner, plugin, where)
+    _plugin_class(registry, "metric", plugin, f"{where}.plugin")
+    metric = registry.create("metric", plugin, params, where)
+    assert isinstance(metric, Metric)
+    encoder_name = None
+    if metric.input != "images":
+        encoder_name = runner.get("encoder") or metric.default_encoder
+        if encoder_name is None:
+            raise SuiteError(f"{where}.encoder: metric {plugin!r} needs an encoder")
+        if encoder_name in failed_encoders:
+            return None  # its own table's problem is already reported
+        if encoder_name not in encoders:  # a plugin name used directly: default parameters
+            if encoder_name not in registry.names("encoder") and ":" not in encoder_name:
+                declared = ", ".join(encoders) or "none"
+                raise UnknownPluginError(
+                    f"{where}.encoder: {encoder_name!r} is neither a declared [[encoders]] "
+                    f"name (declared: {declared}) nor an encoder plugin"
+                    f"{did_you_mean(encoder_name, [*encoders, *registry.names('encoder')])}; "
+                    f"add an [[encoders]] table named {encoder_name!r} or use a plugin from "
+                    "`medsynbench list encoders`"
+                )
+            _plugin_class(registry, "encoder", encoder_name, f"{where}.encoder")
+            enc = registry.create("encoder", encoder_name, {}, f"{where}.encoder")
+            encoders[encoder_name] = PluginSpec(
+                encoder_name, encoder_name, enc.params, f"{where}.encoder"
+            )
+        enc_cls = registry.get("encoder", encoders[encoder_name].plugin)
+        assert issubclass(enc_cls, Encoder)
+        if metric.input != "any" and enc_cls.output != metric.input:
+            raise SuiteError(
+                f"{where}.encoder: metric {plugin!r} needs {metric.input}, but encoder "
+                f"{encoder_name!r} produces {enc_cls.output}"
+            )
+    elif "encoder" in runner:
+        raise SuiteError(f"{where}.encoder: metric {plugin!r} reads images; remove `encoder`")
+    default_name = encoder_name in (None, metric.default_encoder)
+    name = runner.get("name") or (plugin if default_name else f"{plugin}@{encoder_name}")
+    return MetricSpec(name, plugin, metric.params, where, encoder_name)

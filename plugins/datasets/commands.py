@@ -1,8 +1,9 @@
 """``medsynbench data info`` and ``medsynbench data prepare`` (added via ``register_commands``).
 
-``data info NAME [--root P] [--set key=value ...] [--out mosaic.png]`` loads a dataset, prints
+``data info NAME [--root P] [--set key=value ...] [--out DIR]`` loads a dataset, prints
 its provenance, its splits with counts per class (flagging class imbalance) and writes a sample
-mosaic (one row per class). ``data prepare NAME`` fills the prepared cache (``--cache-dir`` or
+mosaic (one row per class) under ``DIR`` (default ``runs/data-info/``; a ``.png`` path is used
+as given). ``data prepare NAME`` fills the prepared cache (``--cache-dir`` or
 ``$MEDSYNBENCH_CACHE``); ``data prepare bcss-lizard --slides S --masks M --out D`` cuts the
 pathology study's 6-class patches from BCSS-style slides and masks.
 """
@@ -19,7 +20,14 @@ import numpy as np
 from medsynbench import Dataset, DataSplits, RunContext, hookimpl
 from medsynbench.errors import DataError, ParameterError
 
-__all__ = ["cmd_info", "cmd_prepare", "format_info", "parse_settings", "register_commands"]
+__all__ = [
+    "cmd_info",
+    "cmd_prepare",
+    "format_info",
+    "mosaic_path",
+    "parse_settings",
+    "register_commands",
+]
 
 IMBALANCE_RATIO = 1.5  # largest / smallest class count above which `data info` warns
 
@@ -105,6 +113,19 @@ def format_info(dataset: Dataset, data: DataSplits) -> list[str]:
     return lines
 
 
+DEFAULT_INFO_OUT = Path("runs") / "data-info"
+
+
+def mosaic_path(out: str | None, name: str, split: str | None) -> Path:
+    """Where ``data info`` writes its mosaic: ``--out`` as a folder (or a ``.png`` file),
+    by default under ``runs/data-info/`` — never into the working directory itself."""
+    file_name = f"{name.replace(':', '_')}-{split or 'train'}-mosaic.png"
+    if out is None:
+        return DEFAULT_INFO_OUT / file_name
+    path = Path(out).expanduser()
+    return path if path.suffix.lower() == ".png" else path / file_name
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Handler of ``data info``: print counts per split and class, write a mosaic PNG."""
     from medsynbench.mosaic import save_mosaic
@@ -116,7 +137,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for line in format_info(dataset, data):
         print(line)
     split = data[args.split] if args.split else data.train
-    out = Path(args.out) if args.out else Path(f"{args.name}-mosaic.png")
+    out = mosaic_path(args.out, args.name, args.split)
+    out.parent.mkdir(parents=True, exist_ok=True)
     save_mosaic(np.asarray(split.images), split.labels, out, per_class=args.per_class)
     print(f"\nmosaic ({args.split or 'train'}, rows = {', '.join(data.class_names)}): {out}")
     return 0
@@ -162,7 +184,8 @@ def register_commands(subparsers: Any) -> None:
     info.add_argument("--root", help="dataset folder (default: the plugin's lookup)")
     info.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="dataset parameter (repeatable), e.g. --set resolution=64")
-    info.add_argument("--out", help="mosaic PNG path (default: NAME-mosaic.png)")
+    info.add_argument("--out", help="output folder of the mosaic PNG, or a .png path "
+                      f"(default: {DEFAULT_INFO_OUT}/NAME-SPLIT-mosaic.png)")
     info.add_argument("--split", help="split shown in the mosaic (default: train)")
     info.add_argument("--per-class", type=int, default=8, help="mosaic images per class")
     info.add_argument("--cache-dir", help="prepared-data cache (default: $MEDSYNBENCH_CACHE)")

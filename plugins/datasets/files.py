@@ -132,8 +132,10 @@ class FileDataset(Dataset):
             f"dataset {self.name!r}: no data at {where}.\n"
             f"Download: {self.download}\n"
             f"Put it so that the root folder looks like:\n{self.layout}\n"
-            f"then pass root = \"<that folder>\" in the suite's [dataset] table or --root, "
-            f"or set $MEDSYNBENCH_DATA so that $MEDSYNBENCH_DATA/{self.default_folder} is it."
+            f"then set root = \"<that folder>\" in the suite's [dataset] table (for "
+            f"`medsynbench data info {self.name}`: --root <that folder>), or export "
+            f"MEDSYNBENCH_DATA=<parent folder> so that $MEDSYNBENCH_DATA/{self.default_folder} "
+            f"is it (the shipped suites read root = \"${{MEDSYNBENCH_DATA}}/...\")."
         )
 
     def check(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
+from medsynbench.data import SplitPlan
 from scipy import ndimage
 
 from .ct import WINDOWS, volume_to_montages, window_hu
@@ -118,6 +119,14 @@ class PhantomCT(Dataset):
         "noise": Param(12.0, float, "std of Gaussian noise in HU"),
         "window": Param("soft-tissue", str, "HU window preset", choices=tuple(WINDOWS)),
     }
+
+    def planned_splits(self) -> SplitPlan:
+        """Montages per class of each split (volumes × montages per volume), from the
+        parameters (checked at validate)."""
+        side, per_volume = self.params["resolution"], self.params["n_montages"]
+        per_class = {s: self.params[f"n_{s}"] * per_volume for s in ("train", "val", "test")}
+        return SplitPlan(CLASS_NAMES, (1, side, side), per_class,
+                         {s: f"n_{s}" for s in ("train", "val", "test")})
 
     def load(self, ctx: RunContext) -> DataSplits:
         """Render volumes per split, window them, cut montages; groups = volume ids."""

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
+from medsynbench.data import SplitPlan
 from PIL import Image
 from scipy import ndimage
 
@@ -193,6 +194,13 @@ class PhantomPathology(Dataset):
         "noise": Param(0.03, float, "std of additive pixel noise (fraction of 255)",
                        check=lambda v: None if 0 <= v <= 0.5 else "must be in [0, 0.5]"),
     }
+
+    def planned_splits(self) -> SplitPlan:
+        """Patches per class of each split, known from the parameters (checked at validate)."""
+        side = self.params["resolution"]
+        return SplitPlan(CLASS_NAMES, (3, side, side),
+                         {s: self.params[f"n_{s}"] for s in ("train", "val", "test")},
+                         {s: f"n_{s}" for s in ("train", "val", "test")})
 
     def load(self, ctx: RunContext) -> DataSplits:
         """Render train/val/test patches, classes in blocks."""

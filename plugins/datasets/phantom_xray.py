@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
+from medsynbench.data import SplitPlan
 from PIL import Image
 from scipy import ndimage
 
@@ -176,7 +177,16 @@ class PhantomXray(Dataset):
         return CLASS_NAMES[: self.params["classes"]]
 
     def check(self) -> None:
-        """Generated data needs no files; parameters are checked by their declarations."""
+        """Generated data needs no files; counts are checked through :meth:`planned_splits`."""
+
+    def planned_splits(self) -> SplitPlan:
+        """Images per class of each split, known from the parameters (checked at validate)."""
+        per_class = {s: self.params[f"n_{s}"] for s in ("train", "val", "test")}
+        if self.params["marker_rate"] > 0:  # apply_bias's probe splits copy the test split
+            per_class |= {"test_swapped": per_class["test"], "test_nomarker": per_class["test"]}
+        side = self.params["resolution"]
+        return SplitPlan(self.class_names, (1, side, side), per_class,
+                         {s: f"n_{s}" for s in ("train", "val", "test")})
 
     def render_split(self, split: str, n_per_class: int, ctx: RunContext) -> np.ndarray:
         """Unmarked float images (N×H×W) of one split, classes in blocks of ``n_per_class``."""

@@ -27,7 +27,7 @@ __all__ = [
 
 
 def _positive(value: int) -> str | None:
-    return None if value >= 1 else "must be ≥ 1"
+    return None if value >= 1 else f"must be ≥ 1, got {value}"
 
 
 def _distance(inputs: MetricInputs) -> str:
@@ -81,7 +81,7 @@ class PRDCMetric(Metric):
     input = "any"
     parameters: ClassVar[Mapping[str, Param]] = {
         "k": Param(5, int, "nearest neighbours (5: Naeem et al.; 3: Kynkäänniemi et al.)",
-                   check=_positive),
+                   check=_positive, extra={"below_reference": True}),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {
         "precision": Quantity("fidelity", True, "synthetic inside the real k-NN manifold"),
@@ -103,7 +103,8 @@ class KNNPrivacyMetric(Metric):
     description = "k-NN fidelity F, privacy P, F^p (Hamming on codes, Euclidean on features)"
     input = "any"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "k": Param(5, int, "nearest neighbours defining the real manifold", check=_positive),
+        "k": Param(5, int, "nearest neighbours defining the real manifold", check=_positive,
+                   extra={"below_reference": True}),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {
         "fidelity": Quantity("fidelity", True, "F: synthetic inside the real k-NN manifold"),

@@ -102,7 +102,8 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
         "for the small CNN on a shared machine and keeps results independent of the core count",
         nullable=True, check=_positive_int,
     ),
-    "eval_split": Param("test", str, "real split the classifier is evaluated on"),
+    "eval_split": Param("test", str, "real split the classifier is evaluated on",
+                        extra={"split": True}),
     "budget": Param(
         "steps", str, "steps: both arms take the real-only arm's optimisation steps (epochs × "
         "batches of the real training split); epochs: each arm trains `epochs` passes over "
@@ -299,7 +300,7 @@ class ClassifierTask(Task):
         if name not in data.splits:
             raise TaskError(
                 f"task {self.name!r}: eval_split = {name!r} but the dataset has splits "
-                f"{', '.join(data.splits)}"
+                f"{', '.join(data.splits)}; set the task's eval_split to one of them"
             )
         return data.splits[name]
 
