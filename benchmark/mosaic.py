@@ -1,11 +1,18 @@
-"""Sample mosaics: a grid of images, one row per class, saved as PNG."""
+"""Sample mosaics: a grid of images, one row per class, saved as PNG.
+
+The PNG is encoded in memory and written with :func:`~medsynbench.cache.write_atomic`, so a
+full disk leaves no truncated mosaic and no temporary file behind.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .cache import write_atomic
 
 __all__ = ["mosaic", "save_mosaic"]
 
@@ -30,5 +37,7 @@ def mosaic(images: np.ndarray, labels: np.ndarray, per_class: int = 8, pad: int 
 def save_mosaic(images: np.ndarray, labels: np.ndarray, path: Path, per_class: int = 8) -> Path:
     """Write :func:`mosaic` to ``path`` as PNG and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mosaic(images, labels, per_class)).save(path)
+    png = io.BytesIO()
+    Image.fromarray(mosaic(images, labels, per_class)).save(png, format="PNG")
+    write_atomic(path, png.getvalue())
     return path

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import write_atomic
+from .cache import write_atomic_many
+from .errors import OutputError
 from .kinds import Metric, Task
 from .stats import pack_correct
 
@@ -201,15 +202,41 @@ def _csv(results: dict[str, Any]) -> str:
 
 
 def write_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write results.json, results.csv and leaderboard.md atomically; return the document."""
+    """Write results.json, results.csv and leaderboard.md atomically; return the document.
+
+    The three files are renamed into place only once all were written. An OS error (a full
+    disk) raises OutputError naming the file and the reason; the previous files stay and a
+    sample mosaic copied only in part is removed.
+    """
     from .leaderboard import render_markdown
 
-    results = build_results(runner, manifest)
     out = runner.out_dir
-    write_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
-    write_atomic(out / "results.csv", _csv(results))
-    write_atomic(out / "leaderboard.md", render_markdown(results))
+    try:
+        results = build_results(runner, manifest)
+        write_atomic_many({
+            out / "results.json": json.dumps(results, indent=2, default=_json_default),
+            out / "results.csv": _csv(results),
+            out / "leaderboard.md": render_markdown(results),
+        })
+    except OSError as exc:
+        _remove_partial_samples(runner)
+        raise OutputError(
+            f"cannot write {exc.filename2 or exc.filename or out}: {exc.strerror or exc}; "
+            "the run's results were not written (previous ones are kept); free space there or "
+            "pass another --out DIR, then re-run (every stage is cached)"
+        ) from exc
     return results
+
+
+def _remove_partial_samples(runner: Runner) -> None:
+    """Delete sample copies in ``out/samples`` that differ in size from their cached mosaic."""
+    for entry in runner.entries:
+        target = runner.out_dir / "samples" / f"{_safe(entry.spec.name)}.png"
+        try:
+            if entry.mosaic is not None and target.stat().st_size != entry.mosaic.stat().st_size:
+                target.unlink()
+        except OSError:
+            continue
 
 
 def _json_default(value: Any) -> Any:

@@ -12,14 +12,15 @@ import json
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from .cache import StageCache, content_key, derive_seed
+from .cache import FileLock, StageCache, content_key, derive_seed, temp_name
 from .data import DataSplits, ImageSet
 from .devices import cpu_threads, resolve_device
 from .errors import MedSynBenchError, OutputError
@@ -141,21 +142,32 @@ class Runner:
         Warnings raised by ``work`` are kept with the unit (``flags.json``), so a cached unit
         reports them again; they are added to ``entry.flags[flag_key or stage]``.
         """
-        if stage in self.forced and key not in self._discarded:
-            self._discarded.add(key)
-            self.cache.discard(stage, key)
         start = time.perf_counter()
-        cached = self.cache.is_complete(stage, key)
+        forcing = stage in self.forced and key not in self._discarded
+        cached = not forcing and self.cache.is_complete(stage, key)
         if not cached:
-            with self.cache.build(stage, key, meta) as workdir:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    info = work(workdir) or {}
-                raised = list(dict.fromkeys(str(w.message) for w in caught))
-                for message in raised:
-                    self.ui.print(f"warning: {label}: {message}")
-                (workdir / "flags.json").write_text(json.dumps(raised))
-                (workdir / "info.json").write_text(json.dumps(info, indent=2, default=float))
+
+            def waiting(owner: str) -> None:
+                self.ui.print(f"{stage} {label}: waiting for {owner}, which is computing it")
+
+            # Another process may be building this unit: wait for it, then reuse its result.
+            with self.cache.lock(stage, key, on_wait=waiting):
+                if forcing:
+                    self._discarded.add(key)
+                    self.cache.discard(stage, key)
+                cached = self.cache.is_complete(stage, key)
+                if not cached:
+                    with self.cache.build(stage, key, meta, label) as workdir:
+                        with warnings.catch_warnings(record=True) as caught:
+                            warnings.simplefilter("always")
+                            info = work(workdir) or {}
+                        raised = list(dict.fromkeys(str(w.message) for w in caught))
+                        for message in raised:
+                            self.ui.print(f"warning: {label}: {message}")
+                        (workdir / "flags.json").write_text(json.dumps(raised))
+                        (workdir / "info.json").write_text(
+                            json.dumps(info, indent=2, default=float)
+                        )
         seconds = time.perf_counter() - start
         path = self.cache.path(stage, key)
         info = json.loads((path / "info.json").read_text())
@@ -183,6 +195,8 @@ class Runner:
         return path, info
 
     def _fail(self, entry: EntryState, stage: str, exc: BaseException) -> None:
+        if isinstance(exc, OutputError):  # a full disk is not the entry's fault: stop the run
+            raise exc
         entry.status, entry.failed_stage = "failed", stage
         entry.error = (
             f"{type(exc).__name__}: {exc}" if not isinstance(exc, MedSynBenchError) else str(exc)
@@ -204,12 +218,19 @@ class Runner:
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
-        """Execute every stage and return the results document (also written to disk)."""
+        """Execute every stage and return the results document (also written to disk).
+
+        The output folder is locked for the whole run: a second run into it is refused with an
+        OutputError naming the running one. Runs into different folders may share a cache.
+        """
+        with self._check_output_dir():
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         from .manifest import collect_manifest
         from .results import write_results
 
         started = time.perf_counter()
-        self._check_output_dir()
         plugins = {
             spec.plugin: self.registry.get(kind, spec.plugin).version
             for kind, spec in self._all_specs()
@@ -243,16 +264,31 @@ class Runner:
             *(("task", t) for t in s.tasks),
         ]
 
-    def _check_output_dir(self) -> None:
+    @contextmanager
+    def _check_output_dir(self) -> Iterator[None]:
+        """Check the output folder is writable and hold its lock (``.medsynbench-run.lock``)."""
+        probe = temp_name(self.out_dir / ".write-test")
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.out_dir / ".write-test"
             probe.write_text("ok")
-            probe.unlink()
+            lock = FileLock(self.out_dir / ".medsynbench-run.lock")
+            free = lock.acquire(blocking=False)
         except OSError as exc:
             raise OutputError(
                 f"output directory {self.out_dir} is not writable ({exc.strerror}); pass --out DIR"
             ) from None
+        finally:
+            with suppress(OSError):
+                probe.unlink(missing_ok=True)
+        if not free:
+            raise OutputError(
+                f"output directory {self.out_dir} is in use by another run ({lock.owner()}); "
+                "wait for it to finish or pass another --out DIR (runs may share --cache-dir)"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _prepare(self) -> None:
         spec = self.suite.dataset

@@ -1,4 +1,4 @@
-"""Content keys, derived seeds and atomic stage directories."""
+"""Content keys, derived seeds, atomic stage directories, unit locks and write errors."""
 
 from __future__ import annotations
 
@@ -43,3 +43,52 @@ def test_interrupt_keeps_partial_for_resume(tmp_path):
     with cache.build("fit", "k3", {}) as work:  # the resumed build sees the checkpoint
         assert (work / "checkpoint.pt").read_bytes() == b"step 100"
     assert cache.is_complete("fit", "k3")
+
+
+def test_build_holds_the_unit_lock_and_gives_it_back(tmp_path):
+    from medsynbench.cache import FileLock
+
+    cache = StageCache(tmp_path)
+    other = FileLock(tmp_path / ".locks" / "fit-k4.lock")  # as another process would open it
+    with cache.build("fit", "k4", {}):
+        assert not other.acquire(blocking=False)
+        assert other.owner().startswith("pid ")
+    assert other.acquire(blocking=False)
+    other.release()
+
+
+def test_write_atomic_many_renames_all_or_none(tmp_path):
+    from medsynbench.cache import write_atomic_many
+
+    (tmp_path / "a.json").write_text("old a")
+    with pytest.raises(TypeError):
+        write_atomic_many({tmp_path / "a.json": "new a", tmp_path / "b.csv": 3})  # type: ignore[dict-item]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert (tmp_path / "a.json").read_text() == "old a"
+    write_atomic_many({tmp_path / "a.json": "new a", tmp_path / "b.csv": b"b"})
+    assert (tmp_path / "a.json").read_text() == "new a"
+    assert (tmp_path / "b.csv").read_bytes() == b"b"
+
+
+def test_output_error_tells_a_full_disk_from_other_os_errors(tmp_path):
+    import errno
+    import os
+
+    from medsynbench.cache import output_error
+
+    def classify(exc: BaseException) -> str | None:
+        error = output_error(exc, tmp_path, "the fit x unit was not cached", "free space",
+                             inside=tmp_path)
+        return None if error is None else str(error)
+
+    full = classify(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert full == (f"cannot write {tmp_path}: No space left on device; the fit x unit was not "
+                    "cached; free space")
+    quota = classify(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), str(tmp_path / "m.pt")))
+    assert quota is not None and quota.startswith(f"cannot write {tmp_path / 'm.pt'}: ")
+    assert classify(OSError(errno.EACCES, "Permission denied", str(tmp_path / "x"))) is not None
+    assert classify(OSError(errno.EACCES, "Permission denied", "/etc/weights.pt")) is None
+    assert classify(FileNotFoundError(errno.ENOENT, "No such file", "/data/x.png")) is None
+    assert classify(ValueError("not an OS error")) is None
+    # numpy's errno-less "N requested and M written" is a full disk only when the disk is full
+    assert classify(OSError("100 requested and 10 written")) is None  # tmp_path has room
