@@ -1,7 +1,8 @@
 """Every suite shipped in suites/ validates: plugin names, parameters and key paths are right.
 
-Paper suites point at the user's own copies under ``~/data``; here HOME is a temporary folder
-holding minimal fake layouts, so validation reaches every plugin's parameter check.
+Every suite reads its data under ``$MEDSYNBENCH_DATA``; here that is a temporary folder holding
+minimal fake layouts of the paper datasets (and ../shared/data's open sets, linked, when present),
+so validation reaches every plugin's parameter check.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from medsynbench.suite import load_suite
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 
 
-def _fake_home(home: Path) -> None:
-    data = home / "data"
+def _fake_home(home: Path, data: Path) -> None:
     for split in ("train", "val", "test"):
         for cls in ("NORMAL", "PNEUMONIA"):
             (data / "chest_xray" / split / cls).mkdir(parents=True)
@@ -37,7 +37,7 @@ def test_shipped_suite_validates(path, monkeypatch, tmp_path, shared_data_or_fak
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / ".cache" / "torch"))
     monkeypatch.setenv("MEDSYNBENCH_DATA", str(shared_data_or_fake))
-    _fake_home(tmp_path)
+    _fake_home(tmp_path, shared_data_or_fake)
     from medsynbench.registry import get_registry
 
     suite = load_suite(path, get_registry())
@@ -47,11 +47,15 @@ def test_shipped_suite_validates(path, monkeypatch, tmp_path, shared_data_or_fak
 
 @pytest.fixture
 def shared_data_or_fake(tmp_path: Path) -> Path:
-    """../shared/data when present; otherwise a folder with the layouts the lite suites name."""
+    """A data folder: ../shared/data's open sets linked in when present, else their layouts."""
     shared = Path(os.environ.get("MEDSYNBENCH_SHARED_DATA", SUITES.parents[1] / "shared" / "data"))
-    if shared.is_dir():
-        return shared
-    fake = tmp_path / "open-data"
-    (fake / "pneumoniamnist").mkdir(parents=True)
-    (fake / "lc25000" / "images").mkdir(parents=True)
-    return fake
+    data = tmp_path / "open-data"
+    data.mkdir()
+    for name in ("pneumoniamnist", "lc25000"):
+        if (shared / name).is_dir():
+            (data / name).symlink_to(shared / name)
+    if not (data / "pneumoniamnist").exists():
+        (data / "pneumoniamnist").mkdir()
+    if not (data / "lc25000").exists():
+        (data / "lc25000" / "images").mkdir(parents=True)
+    return data
