@@ -3,7 +3,9 @@
 Every unit of work (one stage for one entry, encoder, seed...) runs through
 :meth:`Runner._unit`, which skips it when its content-keyed cache directory is complete, so a
 killed run resumes where it stopped. An entry whose generator (or later stage) raises is marked
-failed with its error; the other entries still run.
+failed with its error; the other entries still run. An OS error while writing (a full disk) is
+not an entry failure: it stops the run with one OutputError line and caches nothing of the unit.
+Warnings a unit raises are kept with it and reported on the board as flags.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cache import write_atomic, write_atomic_many
 from ..errors import OutputError
 from .loading import Loaded, Merged, merge_results
 from .markdown import render_markdown
@@ -134,7 +135,7 @@ def _copy_samples(
             continue
         target = site / "samples" / f"{_slug(str(entry['name']), used)}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        write_atomic(target, source.read_bytes())  # never a truncated PNG on a full disk
         entry["samples"] = f"samples/{target.name}"
         # IHDR: width and height (big-endian) let the page draw the mosaic at an integer scale
         entry["samples_size"] = [int.from_bytes(header[16:20], "big"),
@@ -150,12 +151,6 @@ def _finite_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite_json(v) for v in value]
     return value
-
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
 
 
 def build_site(
@@ -183,13 +178,16 @@ def build_site(
 
         document["plots"] = write_plots(document, site)
         document = check_leaderboard(_finite_json(document), site / "leaderboard.json")
-        _write(site / "leaderboard.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
-        _write(site / "leaderboard.csv", render_csv(document))
-        _write(site / "leaderboard.md", render_markdown(document))
-        _write(site / "index.html", render_html(document))
+        write_atomic_many({  # all four or none: a full disk never leaves a mixed or cut board
+            site / "leaderboard.json": json.dumps(document, indent=2, allow_nan=False) + "\n",
+            site / "leaderboard.csv": render_csv(document),
+            site / "leaderboard.md": render_markdown(document),
+            site / "index.html": render_html(document),
+        })
     except OSError as exc:
+        failed = exc.filename if exc.filename is not None else site
         raise OutputError(
-            f"cannot write the leaderboard to {site}: {exc.strerror or exc}; "
-            "choose a writable --out folder"
+            f"cannot write {failed}: {exc.strerror or exc}; the leaderboard in {site} was not "
+            "updated; free space there or choose another --out folder"
         ) from None
     return document

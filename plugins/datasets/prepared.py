@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -71,12 +72,15 @@ def cached_splits(
         ctx.log(f"{dataset}: using prepared cache {final}")
         return DataSplits.load(final)
     data = build()
-    tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    data.save(tmp)
-    (tmp / "key.json").write_text(blob)
-    (tmp / _MARKER).write_text("ok\n")
+    tmp = final.with_name(f"{key}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        tmp.mkdir(parents=True)
+        data.save(tmp)
+        (tmp / "key.json").write_text(blob)
+        (tmp / _MARKER).write_text("ok\n")
+    except BaseException:  # a full disk or a kill: leave no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         tmp.rename(final)
     except OSError:  # another process finished first: keep its copy

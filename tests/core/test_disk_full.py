@@ -231,8 +231,6 @@ def test_full_disk_copying_a_sample_mosaic_leaves_no_truncated_png(
     assert not (tmp_path / "out" / "results.json").exists() and leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="leaderboard/build.py _write leaves its .tmp file behind "
-                   "and names the folder, not the file (owner: leaderboard)")
 def test_full_disk_writing_a_leaderboard(medsynbench, suite, tmp_path, monkeypatch):
     code, stderr = medsynbench("run", str(suite), "--quiet")
     assert code == 0, stderr
