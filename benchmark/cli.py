@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    from .devices import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before anything imports torch
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:

@@ -15,7 +15,14 @@ from .errors import MedSynBenchError, ParameterError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["cpu_threads", "resolve_device", "reuse_cpu_memory", "torch_device"]
+__all__ = [
+    "available_cpus",
+    "cpu_threads",
+    "prefer_passive_openmp",
+    "resolve_device",
+    "reuse_cpu_memory",
+    "torch_device",
+]
 
 
 def torch_device(device: Any = "auto") -> torch.device:
@@ -60,9 +67,42 @@ def resolve_device(requested: str, source: str = "--device") -> str:
     return requested
 
 
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    ``os.cpu_count()`` (and torch's default thread count) see every core of the node; a SLURM
+    job, a container or ``taskset`` may allow far fewer, and threads beyond them only wait.
+    """
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        count = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as limits:
+            quota, period = limits.read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(count, 1)
+
+
+def prefer_passive_openmp() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``).
+
+    With the default (active) policy, threads of a process that wait for each other spin on
+    their core; when other processes share the cores (a busy node, CI, two runs at once) each
+    spinning thread steals the time the others need and a CPU run collapses (the issue measured
+    a 4-minute fit taking 34 minutes). Waiting policy changes scheduling only, never results.
+    Must run before torch is imported (OpenMP reads it once); a value the user set wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 @contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
-    """Pin torch's intra-op CPU thread count to ``n`` for the duration (None: leave it).
+    """Pin torch's intra-op CPU thread count to ``n`` for the duration (None: at most the
+    CPUs this process may use, :func:`available_cpus`).
 
     Small CPU models gain little from threads but lose a lot (10× measured) when the cores
     are oversubscribed, and a fixed count keeps float reductions — hence results — the same
@@ -73,6 +113,8 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     previous = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
+    elif previous > available_cpus():
+        torch.set_num_threads(available_cpus())
     try:
         yield
     finally:
