@@ -94,9 +94,11 @@ def prefer_passive_openmp() -> None:
     their core; when other processes share the cores (a busy node, CI, two runs at once) each
     spinning thread steals the time the others need and a CPU run collapses (the issue measured
     a 4-minute fit taking 34 minutes). Waiting policy changes scheduling only, never results.
-    Must run before torch is imported (OpenMP reads it once); a value the user set wins.
+    Must run before torch is imported (OpenMP reads it once); a user's ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` wins (``bench/busy_cpu.py`` measures the trade-off).
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 @contextmanager

@@ -47,6 +47,10 @@ def test_passive_openmp_is_a_default_the_user_can_override(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # a user's spin count: nothing set
+    devices.prefer_passive_openmp()
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.delenv("GOMP_SPINCOUNT")
     devices.prefer_passive_openmp()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
@@ -60,6 +64,6 @@ def test_the_command_line_sets_it_before_torch_loads(tmp_path) -> None:  # type:
 
     code = ("import os, sys; from medsynbench.cli import main; main(['plugins', '--json']); "
             "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules, file=sys.stderr)")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.stderr.strip().splitlines()[-1].startswith("PASSIVE")
