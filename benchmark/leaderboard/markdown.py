@@ -62,8 +62,12 @@ TOO_FEW = "Too few entries to conclude anything"
 
 
 def md_escape(text: object) -> str:
-    """Make any user-supplied value safe in a Markdown table cell: HTML and Markdown are inert."""
-    escaped = html.escape(" ".join(str(text).split()), quote=True)
+    """Make any user-supplied value safe in a Markdown table cell: HTML and Markdown are inert.
+
+    ``<``, ``>`` and ``&`` are escaped (no tag can start); quotes stay as they are, since without
+    a tag there is no attribute to break out of, and ``&#x27;`` in an error message reads badly.
+    """
+    escaped = html.escape(" ".join(str(text).split()), quote=False)
     for char in ("\\", "|", "`", "*"):
         escaped = escaped.replace(char, "\\" + char)
     # "_" only emphasises at a word boundary; inside names like fidelity_privacy it stays as is
