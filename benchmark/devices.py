@@ -115,8 +115,8 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     previous = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
-    elif previous > available_cpus():
-        torch.set_num_threads(available_cpus())
+    elif previous > (usable := available_cpus()):
+        torch.set_num_threads(usable)
     try:
         yield
     finally:

@@ -76,10 +76,6 @@ def seeds_needed(m: int = 1, alpha: float = 0.05) -> int:
     return n
 
 
-def _seeds_needed(alpha: float) -> int:
-    return seeds_needed(1, alpha)
-
-
 def t_interval(deltas: Sequence[float] | np.ndarray, level: float = 0.95) -> list[float] | None:
     """Two-sided Student-t confidence interval of the mean of ``deltas`` (None for n < 2)."""
     from scipy import stats as sps  # imported on use: scipy.stats takes ~1 s to import
@@ -180,7 +176,7 @@ def paired_comparison(
     if n < 2:
         out["note"] = (
             f"only {n} seed: no p-value and no confidence interval (a paired test needs at "
-            f"least 2 seeds, and the exact Wilcoxon test needs ≥ {_seeds_needed(alpha)} to "
+            f"least 2 seeds, and the exact Wilcoxon test needs ≥ {seeds_needed(1, alpha)} to "
             f"reach p < {alpha:g})"
         )
         out["min_attainable_p"] = 1.0
@@ -207,7 +203,7 @@ def paired_comparison(
     out["p_value"] = p
     out["test"] = f"wilcoxon signed-rank, two-sided, {method}"
     if out["min_attainable_p"] >= alpha:
-        needed = _seeds_needed(alpha)
+        needed = seeds_needed(1, alpha)
         remedy = (
             f"run at least {needed} seeds"
             if n < needed

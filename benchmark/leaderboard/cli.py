@@ -18,6 +18,7 @@ from ..errors import MedSynBenchError
 from .build import build_site
 from .loading import read_results
 from .publish import publish
+from .ranking import is_ok
 
 __all__ = ["add_parser", "handle"]
 
@@ -91,7 +92,7 @@ def handle(args: argparse.Namespace) -> int:
     loaded = [read_results(path) for path in inputs]
     document = build_site(loaded, args.out, include_real=args.include_real)
     ranked = [e for e in document["entries"] if e.get("rank") is not None]
-    failed = sum(1 for e in document["entries"] if e.get("status", "ok") != "ok")
+    failed = sum(1 for e in document["entries"] if not is_ok(e))
     references = len(document["entries"]) - len(ranked) - failed
     print(
         f"leaderboard of suite {document['suite'].get('name')!r}: {len(ranked)} ranked, "

@@ -176,6 +176,13 @@ class Column:
             return ""
         return "↑" if self.higher_is_better else "↓"
 
+    @property
+    def direction(self) -> str:
+        """``"Higher is better."`` / ``"Lower is better."``, or ``""`` when unknown."""
+        if self.higher_is_better is None:
+            return ""
+        return "Higher is better." if self.higher_is_better else "Lower is better."
+
     def value(self, entry: Mapping[str, Any]) -> float | None:
         """The entry's finite numeric value for this column, or None."""
         if self.source == "metric":

@@ -24,7 +24,7 @@ from .columns import (
 )
 from .correlation import ALPHA, EXACT_MAX_N, MC_RESAMPLES, MC_SEED, MIN_INTERVAL_N
 from .correlation import correlations as compute_correlations
-from .ranking import judge, utility_tasks
+from .ranking import is_ok, judge, utility_tasks
 
 __all__ = [
     "budget_line",
@@ -345,8 +345,7 @@ def _legend(columns: Sequence[Column]) -> list[str]:
     lines = ["## What the columns mean", ""]
     for column in columns:
         name, definition = describe_column(column)
-        direction = {True: " Higher is better.", False: " Lower is better."}.get(
-            column.higher_is_better, "") if column.higher_is_better is not None else ""
+        direction = f" {column.direction}" if column.direction else ""
         lines.append(f"- **{_column_header(column)}** ({md_escape(column.axis)}) — "
                      f"{md_escape(name)}: {md_escape(definition)}.{direction}")
     return [*lines, "", f"Definitions and references: {DOCS_SECTION}.", ""]
@@ -403,7 +402,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     else:
         entries, verdict = judge([dict(e) for e in raw_entries])
     ranked = [e for e in entries if e.get("rank") is not None]
-    failed = [e for e in entries if e.get("status", "ok") != "ok"]
+    failed = [e for e in entries if not is_ok(e)]
     references = [e for e in entries if e.get("rank") is None and e not in failed]
     shown = [*ranked, *references]
     tasks = utility_tasks(shown)

@@ -36,6 +36,7 @@ from .markdown import (
     value_formats,
     versus_classical_cell,
 )
+from .ranking import is_ok
 from .schema import columns_of
 
 __all__ = ["render_html"]
@@ -214,8 +215,7 @@ def _legend(columns: Sequence[Column]) -> str:
     items = []
     for column in columns:
         name, definition = describe_column(column)
-        direction = {True: " Higher is better.", False: " Lower is better."}.get(
-            column.higher_is_better, "") if column.higher_is_better is not None else ""
+        direction = f" {column.direction}" if column.direction else ""
         items.append(f"<dt>{_e(column_label(column))}</dt><dd>{_e(column.axis)} — "
                      f"<strong>{_e(name)}</strong>: {_e(definition)}.{direction}</dd>")
     return (
@@ -392,7 +392,7 @@ def render_html(document: Mapping[str, Any]) -> str:
     dataset = document.get("dataset") or {}
     entries = document.get("entries", [])
     ok = [e for e in entries if e.get("rank") is not None]
-    failed = [e for e in entries if e.get("status", "ok") != "ok"]
+    failed = [e for e in entries if not is_ok(e)]
     references = [e for e in entries if e.get("rank") is None and e not in failed]
     tasks = document.get("utility_tasks", [])
     columns = columns_of(document)

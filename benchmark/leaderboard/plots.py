@@ -27,7 +27,7 @@ from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox
 
 from .columns import CORRELATED_AXES, QUANTITIES, Column
-from .ranking import task_delta
+from .ranking import is_ok, task_delta
 from .schema import columns_of
 
 __all__ = ["heatmap_figure", "per_seed_deltas", "place_labels", "plot_label", "scatter_figure",
@@ -250,7 +250,7 @@ def _boxplots(
 def write_plots(document: Mapping[str, Any], site: Path) -> list[dict[str, Any]]:
     """Draw every figure of ``document`` into ``site/plots``; return their records."""
     out = site / "plots"
-    ok = [entry for entry in document.get("entries", []) if entry.get("status", "ok") == "ok"]
+    ok = [entry for entry in document.get("entries", []) if is_ok(entry)]
     tasks = document.get("utility_tasks", [])
     used: set[str] = set()
     records: list[dict[str, Any]] = []

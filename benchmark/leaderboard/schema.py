@@ -39,7 +39,7 @@ from .columns import Column, efficiency_columns, metric_columns
 from .correlation import correlations
 from .loading import Merged
 from .markdown import RANKING_RULE
-from .ranking import judge, utility_tasks
+from .ranking import is_ok, judge, utility_tasks
 from .validate import Checker, describe
 
 __all__ = [
@@ -75,7 +75,7 @@ def build_leaderboard(merged: Merged) -> dict[str, Any]:
             "stacks (see Provenance): float results are bit-identical only on the same stack, "
             "so part of the spread between those entries is the stack, not the generator."
         )
-    ok = [entry for entry in ranked if entry.get("status", "ok") == "ok"]
+    ok = [entry for entry in ranked if is_ok(entry)]
     columns = metric_columns(ok) + efficiency_columns(ok)
     return {
         "kind": LEADERBOARD_KIND,

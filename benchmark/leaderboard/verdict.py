@@ -38,6 +38,7 @@ from ..stats import (
     t_interval,
     unpack_correct,
 )
+from .ranking import is_ok
 
 __all__ = [
     "ALPHA",
@@ -58,10 +59,6 @@ _COARSE_PP = 0.5
 def is_reference(entry: Mapping[str, Any]) -> bool:
     """A reference row (real-image baseline or control): shown, never ranked."""
     return bool(entry.get("reference")) or entry.get("baseline") is True
-
-
-def _ok(entry: Mapping[str, Any]) -> bool:
-    return bool(entry.get("status", "ok") == "ok")
 
 
 def _record(entry: Mapping[str, Any], task: str) -> dict[str, Any] | None:
@@ -102,7 +99,7 @@ def derive_board_quantities(entries: list[dict[str, Any]]) -> None:
         raw: dict[int, float] = {}
         for index, entry in enumerate(entries):
             value = ((entry.get("metrics") or {}).get(source) or {}).get("value")
-            if _ok(entry) and isinstance(value, int | float) and math.isfinite(float(value)):
+            if is_ok(entry) and isinstance(value, int | float) and math.isfinite(float(value)):
                 raw[index] = float(value)
         low, high = (min(raw.values()), max(raw.values())) if raw else (0.0, 0.0)
         for index, entry in enumerate(entries):
@@ -340,7 +337,7 @@ def apply_verdict(
     ``significant``, ``direction`` and ``vs_classical``.
     """
     derive_board_quantities(entries)
-    ok = [e for e in entries if _ok(e)]
+    ok = [e for e in entries if is_ok(e)]
     ranked = [e for e in ok if not is_reference(e)]
     references = [e for e in ok if is_reference(e)]
     families = []
@@ -362,7 +359,7 @@ def apply_verdict(
         ranked.sort(key=lambda e: str(e.get("name", "")))
         for position, entry in enumerate(ranked, start=1):
             entry["rank"], entry["rank_label"] = position, str(position)
-    entries[:] = ranked + references + [e for e in entries if not _ok(e)]
+    entries[:] = ranked + references + [e for e in entries if not is_ok(e)]
     return {
         "alpha": alpha,
         "families": families,
