@@ -10,6 +10,13 @@ bump it when results would change), declared ``parameters`` and one or two metho
         def load(self, workdir, ctx): ...
         def sample(self, counts, seed, ctx, **sample_params): ...
 
+A generator whose architecture limits the image size (downsampling stages, a synthesis
+network that doubles a 4×4 constant) says so in :meth:`Generator.image_size`, returning an
+:class:`ImageSize`; the suite then refuses a dataset of the wrong size before any work::
+
+        def image_size(self) -> ImageSize:
+            return ImageSize(multiple=8, reason="codes at 1/8 of the image side")
+
 Plugins are registered through pluggy hooks (see :mod:`medsynbench.hookspecs`).
 """
 
@@ -24,7 +31,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
-from .data import DataSplits, ImageSet
+from .data import DataSplits, ImageSet, SplitPlan
+from .errors import GeneratorError
 from .params import Param, validate_params
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "Dataset",
     "Encoder",
     "Generator",
+    "ImageSize",
     "Metric",
     "MetricInputs",
     "Plugin",
@@ -139,6 +148,73 @@ class Dataset(Plugin):
         """Read (or generate) the dataset and return its splits."""
         raise NotImplementedError
 
+    def planned_image_size(self) -> tuple[int, int] | None:
+        """(height, width) of the images :meth:`load` will return, when the parameters alone
+        say; None when only the files tell (the runner then checks right after loading).
+
+        The default reads the plan (``planned_splits``, for generated data), else the
+        ``resolution`` parameter (a square side) when the dataset declares one and it is set.
+        Override it when another parameter fixes the size (e.g. a native size of the files).
+        """
+        planner = getattr(self, "planned_splits", None)
+        plan = planner() if planner is not None else None
+        if isinstance(plan, SplitPlan):
+            return plan.image_shape[1], plan.image_shape[2]
+        side = self.params.get("resolution")
+        if isinstance(side, int) and not isinstance(side, bool):
+            return side, side
+        return None
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """The image sizes a generator can be fitted on (:meth:`Generator.image_size`).
+
+    Height and width must be multiples of ``multiple`` (e.g. 8 for three stride-2 stages),
+    powers of two when ``power_of_two``, equal when ``square``, and at least ``min_side``.
+    ``reason`` says why (shown in messages); ``fix`` names a parameter change that would
+    accept other sizes, if any. ``ImageSize()`` accepts every size.
+    """
+
+    multiple: int = 1
+    power_of_two: bool = False
+    square: bool = False
+    min_side: int = 1
+    reason: str = ""
+    fix: str = ""
+
+    def problems(self, height: int, width: int) -> list[str]:
+        """What is wrong with ``height``×``width`` images (empty when they fit)."""
+        found = []
+        if self.square and height != width:
+            found.append(f"{height}×{width} is not square")
+        for side in dict.fromkeys((height, width)):
+            if side < self.min_side:
+                found.append(f"{side} is below {self.min_side}")
+            elif self.power_of_two and side & (side - 1):
+                found.append(f"{side} is not a power of two")
+            elif side % self.multiple:
+                found.append(f"{side} is not a multiple of {self.multiple}")
+        return found
+
+    def accepts(self, height: int, width: int) -> bool:
+        """True when ``height``×``width`` images fit."""
+        return not self.problems(height, width)
+
+    def describe(self) -> str:
+        """The rule in words, e.g. ``square images, sides a power of two ≥ 8 px``."""
+        sides = []
+        if self.power_of_two:
+            sides.append("a power of two")
+        if self.multiple > 1:
+            sides.append(f"a multiple of {self.multiple}")
+        words = " and ".join(sides)
+        if self.min_side > 1:
+            words = f"{words} ≥ {self.min_side} px" if words else f"at least {self.min_side} px"
+        if not words:
+            return "square images" if self.square else "any size"
+        return ("square images, sides " if self.square else "image sides ") + words
+
 
 class Generator(Plugin):
     """Fits on a training split and samples labelled synthetic images.
@@ -161,6 +237,25 @@ class Generator(Plugin):
     def splits_needed(self) -> list[str]:
         """Real splits this generator reads besides its fit split (checked before any fit)."""
         return []
+
+    def image_size(self) -> ImageSize:
+        """The image sizes this generator, with its parameters, can be fitted on (checked
+        against the dataset before any work; default: any size)."""
+        return ImageSize()
+
+    def require_image_size(self, height: int, width: int) -> None:
+        """Raise GeneratorError unless :meth:`image_size` accepts ``height``×``width`` (for
+        ``fit``: a direct caller gets the same message the suite would give)."""
+        rule = self.image_size()
+        found = rule.problems(height, width)
+        if found:
+            why = f" ({rule.reason})" if rule.reason else ""
+            fix = f"; or {rule.fix}" if rule.fix else ""
+            raise GeneratorError(
+                f"generator {self.name!r}: {height}×{width} images do not fit: it needs "
+                f"{rule.describe()}{why}, but {'; '.join(found)}; resize the dataset "
+                f"(its `resolution` parameter){fix}"
+            )
 
     def fit(
         self, train: ImageSet, class_names: Sequence[str], workdir: Path, ctx: RunContext

@@ -6,7 +6,10 @@ did-you-mean) and then lets every plugin validate its own parameters — all bef
 Every problem of a suite is collected (one table's failure does not hide the next table's), and
 what can be checked across tables is: a dataset's counts known from its parameters
 (``planned_splits``: two classes, two training and one test image per class, memory), k-NN
-``k`` against the reference set, split names, and the sizes of sampled sets.
+``k`` against the reference set, split names, the sizes of sampled sets, and every generator's
+:class:`~medsynbench.kinds.ImageSize` against the dataset's image size when its parameters fix
+it (:func:`check_image_size` does it for the runner once data whose size only the files tell
+is prepared).
 A list in a generator's ``sample`` table, for a parameter the plugin declares sweepable,
 expands into one entry per value (e.g. StyleGAN2 truncation).
 """
@@ -27,7 +30,7 @@ from typing import Any
 from .checks import parse_checks
 from .data import SplitPlan, format_bytes, memory_bytes
 from .errors import MedSynBenchError, SuiteError, UnknownPluginError
-from .kinds import Dataset, Encoder, Generator, Metric, Plugin
+from .kinds import Dataset, Encoder, Generator, ImageSize, Metric, Plugin
 from .params import did_you_mean, type_name
 from .registry import PluginRegistry
 
@@ -41,6 +44,8 @@ __all__ = [
     "MetricSpec",
     "PluginSpec",
     "Suite",
+    "build_suite",
+    "check_image_size",
     "load_suite",
     "power_report",
     "read_suite_file",
@@ -424,6 +429,15 @@ def load_suite(
         raw = read_suite_file(file)
     except _UnsetVariable as exc:
         raise SuiteError(f"{exc}{_unset_hint(exc, registry)}") from None
+    return build_suite(raw, file, registry, allow_underpowered)
+
+
+def build_suite(
+    raw: dict[str, Any], file: Path, registry: PluginRegistry, allow_underpowered: bool = False
+) -> Suite:
+    """Validate a suite document as :func:`load_suite` does (``raw``: what
+    :func:`read_suite_file` returns, possibly edited, e.g. by ``medsynbench.testing``);
+    ``file`` is the path messages name."""
     problems = _Problems(file)
     with problems.section(""):
         _check_keys(raw, _TOP, "")
@@ -565,6 +579,12 @@ def _build(
     plan = _plan(dataset, problems)
     if plan is not None:
         _cross_check(plan, entries, metrics, tasks, registry, problems)
+    if dataset is not None and dataset_spec is not None:
+        size = None
+        with problems.section("dataset"):
+            size = dataset.planned_image_size()
+        if size is not None:
+            _check_image_size(entries, dataset_spec.plugin, size, registry, problems)
     if problems or dataset_spec is None:
         return None
 
@@ -680,6 +700,66 @@ def _cross_check(
                 problems.add(f"{task.where}.{key}", f"{value!r} is not a split of the dataset "
                              f"(splits: {', '.join(splits)}){did_you_mean(value, splits)}; "
                              f"set {key} to one of them")
+
+
+def check_image_size(
+    suite: Suite, registry: PluginRegistry, image_shape: tuple[int, int, int]
+) -> None:
+    """Raise SuiteError naming every entry whose generator cannot be fitted on images of
+    ``image_shape`` (C, H, W), with the fix. :func:`load_suite` checks this already when the
+    dataset's parameters fix its size; the runner calls it once the data is prepared, for
+    datasets whose size only the files tell — either way before any fit."""
+    problems = _Problems(suite.path)
+    _check_image_size(suite.entries, suite.dataset.plugin, image_shape[1:], registry, problems)
+    problems.raise_all()
+
+
+_MAX_SIDE = 4096  # the largest square side suggested as a fix (datasets' resolution limit)
+
+
+def _check_image_size(
+    entries: list[EntrySpec], dataset: str, size: tuple[int, int], registry: PluginRegistry,
+    problems: _Problems,
+) -> None:
+    """Record a problem for every generator table whose ImageSize refuses ``size``; the fix
+    is one square side that every generator of the suite accepts."""
+    height, width = size
+    rules: dict[str, tuple[str, ImageSize]] = {}
+    for entry in entries:  # a swept table gives several entries with one train table
+        if entry.where in rules:
+            continue
+        with problems.section(entry.where):
+            generator = registry.create("generator", entry.plugin, entry.train,
+                                        f"{entry.where}.train")
+            assert isinstance(generator, Generator)
+            rules[entry.where] = (entry.plugin, generator.image_size())
+    refused = {w: pr for w, pr in rules.items() if not pr[1].accepts(height, width)}
+    if not refused:
+        return
+    fix = _size_fix(max(height, width), [rule for _, rule in rules.values()],
+                    "resolution" in registry.get("dataset", dataset).parameters)
+    for where, (plugin, rule) in refused.items():
+        why = f" ({rule.reason})" if rule.reason else ""
+        also = f"; or {rule.fix}" if rule.fix else ""
+        problems.add(where, f"generator {plugin!r} cannot be fitted on the dataset's "
+                     f"{height}×{width} images: it needs {rule.describe()}{why}, but "
+                     f"{'; '.join(rule.problems(height, width))}; {fix}{also}")
+
+
+def _size_fix(side: int, rules: list[ImageSize], has_resolution: bool) -> str:
+    """'set dataset.resolution = 32 (or 16)': the nearest square sides above and below
+    ``side`` that every rule accepts."""
+    fits = [s for s in range(8, _MAX_SIDE + 1) if all(r.accepts(s, s) for r in rules)]
+    up = next((s for s in fits if s >= side), None)
+    down = next((s for s in reversed(fits) if s < side), None)
+    if up is None and down is None:
+        return (f"no square side up to {_MAX_SIDE} px suits every generator of this suite; "
+                "move the generators that refuse it to a suite of their own")
+    sides = " or ".join(str(s) for s in (up, down) if s is not None)
+    if has_resolution:
+        return f"set dataset.resolution = {sides} (a side every generator of this suite accepts)"
+    return (f"resize the dataset's images to a square side of {sides} px (one every "
+            "generator of this suite accepts)")
 
 
 def _sha256(value: Any) -> str:

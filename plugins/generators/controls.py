@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError, ParameterError
+from medsynbench.kinds import ImageSize
 from scipy import ndimage
 
 from ..datasets.bias import BIAS_PARAMETERS, CLASS_SLOTS, burn_marker, marker_box, marker_slot
@@ -252,6 +253,15 @@ class MarkerInject(_RealImageBaseline):
         "jitter": Param(1, int, "largest random marker offset in pixels (0: fixed position)",
                         check=_nonneg_int),
     }
+
+    def image_size(self) -> ImageSize:
+        """Position markers need corners far enough apart: 12 px for 2 classes (the least any
+        class count needs; 16 px for 3 or 4 classes, checked at fit once the classes are
+        known). Presence markers fit any size."""
+        if self.params["marker_mode"] != "position":
+            return ImageSize()
+        return ImageSize(min_side=12, reason="class markers in separate corners; 16 px with "
+                         "3 or 4 classes", fix="set train.marker_mode = 'presence'")
 
     def _source(self, train: ImageSet, class_names: Sequence[str], ctx: RunContext) -> ImageSet:
         k = len(class_names)

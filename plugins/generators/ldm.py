@@ -26,8 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from medsynbench.data import ImageSet
-from medsynbench.errors import GeneratorError
-from medsynbench.kinds import Generator, RunContext
+from medsynbench.kinds import Generator, ImageSize, RunContext
 from medsynbench.params import Param
 from torch import nn
 
@@ -142,16 +141,21 @@ class LDM(Generator):
     def _config(self, image_shape: Sequence[int], n_classes: int) -> dict[str, Any]:
         return {**self.config, "image_shape": list(image_shape), "n_classes": n_classes}
 
+    def image_size(self) -> ImageSize:
+        """Sides a multiple of 8 · 2^(levels − 1): the 8× first stage, then one stride-2 UNet
+        stage per level after the first (the up path must meet every skip at its size)."""
+        mults = self.config["unet_mults"]
+        factor = DOWNSAMPLE * 2 ** (len(mults) - 1)
+        fix = (f"give unet_mults fewer levels (now {mults}; each level removed halves the "
+               "multiple)") if len(mults) > 1 else ""
+        return ImageSize(multiple=factor, reason=f"{DOWNSAMPLE}× first stage, then "
+                         f"{len(mults) - 1} UNet downsamplings from unet_mults = {mults}",
+                         fix=fix)
+
     def _build(self, image_shape: Sequence[int], n_classes: int) -> nn.ModuleDict:
         c, h, w = image_shape
         cfg = self.config
-        factor = DOWNSAMPLE * 2 ** (len(cfg["unet_mults"]) - 1)
-        if h % factor or w % factor:
-            raise GeneratorError(
-                f"generator 'ldm': image size {h}×{w} must be divisible by {factor} (8× first "
-                f"stage, then {len(cfg['unet_mults']) - 1} UNet downsamplings from unet_mults="
-                f"{cfg['unet_mults']}); resize the dataset or use fewer unet_mults"
-            )
+        self.require_image_size(h, w)
         ae = VQAutoencoder(
             c,
             cfg["ae_channels"],

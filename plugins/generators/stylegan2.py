@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError
+from medsynbench.kinds import ImageSize
 
 from . import stylegan2_networks as nets
 from .rng import fit_rng
@@ -263,13 +264,15 @@ class StyleGAN2(Generator):
         self._data: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ model
+    def image_size(self) -> ImageSize:
+        """Square, a power-of-two side ≥ 8: the synthesis network doubles a 4×4 constant (a
+        28 px dataset would get 16 px fakes) and the discriminator halves back to 4×4."""
+        return ImageSize(power_of_two=True, square=True, min_side=8,
+                         reason="the synthesis network doubles a 4×4 constant")
+
     def _build(self, image_shape: Sequence[int], n_classes: int) -> nets.Generator:
         c, h, w = (int(v) for v in image_shape)
-        if h != w or h < 8 or h & (h - 1):
-            raise GeneratorError(
-                f"generator 'stylegan2': images must be square with a power-of-two side ≥ 8, "
-                f"got {h}×{w}; set the dataset's resolution to 32, 64, 128, 256..."
-            )
+        self.require_image_size(h, w)
         cfg = self.config
         return nets.Generator(h, c, n_classes, cfg["z_dim"], cfg["z_dim"],
                               cfg["mapping_layers"], cfg["channel_base"], cfg["channel_max"])

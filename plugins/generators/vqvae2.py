@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from medsynbench.data import ImageSet
 from medsynbench.errors import GeneratorError
-from medsynbench.kinds import Generator, RunContext
+from medsynbench.kinds import Generator, ImageSize, RunContext
 from medsynbench.params import Param
 from torch import nn
 
@@ -180,13 +180,14 @@ class VQVAE2(Generator):
     def _config(self, image_shape: Sequence[int], n_classes: int) -> dict[str, Any]:
         return {**self.config, "image_shape": list(image_shape), "n_classes": n_classes}
 
+    def image_size(self) -> ImageSize:
+        """Sides a multiple of 8: three stride-2 stages down to the top codes, three back up
+        (28 px gives 7×7 bottom codes but 3×3 top codes, which decode to 6×6: no match)."""
+        return ImageSize(multiple=8, reason="the top codes are at 1/8 of the image side")
+
     def _build(self, image_shape: Sequence[int], n_classes: int) -> nn.ModuleList:
         c, h, w = image_shape
-        if h % 8 or w % 8:
-            raise GeneratorError(
-                f"generator 'vqvae2': image size {h}×{w} must be divisible by 8 (top codes are "
-                "at 1/8 resolution); resize the dataset (its `resolution` parameter)"
-            )
+        self.require_image_size(h, w)
         n_parts = n_classes if self.config["per_class"] else 1
         cond = 0 if self.config["per_class"] else n_classes
         return nn.ModuleList([_Part(self.config, c, cond) for _ in range(n_parts)])
