@@ -12,6 +12,10 @@ Conversion rules (documented once, used everywhere):
   by the reduction factor), to a square ``size``. ``fit`` decides non-square sources:
   ``stretch`` (ignore aspect), ``crop`` (centre square crop first) or ``pad`` (black padding).
   Upscaling is allowed but reported, since it invents no detail.
+* **DICOM** (``.dcm``, ``.dicom``, or any file with the ``DICM`` preamble) goes through
+  :mod:`.dicom`: Modality LUT, then the file's VOI LUT or window (else the 16-bit rule above),
+  MONOCHROME1 inverted; multi-frame files and files without pixel data are unreadable files.
+  Reading them needs pydicom (``pip install 'medsynbench[dicom]'``).
 * **Unreadable files** (truncated, corrupt, not an image) fail the whole read with a list of
   the files, unless ``on_error="skip"``, which drops and counts them.
 
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from medsynbench import RunContext
@@ -33,15 +38,23 @@ from medsynbench.errors import DataError
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
+    "DICOM_EXTENSIONS",
     "IMAGE_EXTENSIONS",
+    "PIXEL_EXTENSIONS",
     "ReadResult",
     "ReadSpec",
     "decode_image",
+    "has_dicom_preamble",
+    "is_dicom_file",
+    "is_image_file",
     "read_images",
+    "require_reader",
     "to_uint8_windowed",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
+PIXEL_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
+IMAGE_EXTENSIONS = PIXEL_EXTENSIONS | DICOM_EXTENSIONS
 FITS = ("stretch", "crop", "pad")
 
 
@@ -62,6 +75,43 @@ class ReadResult:
     kept: list[int]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     upsampled: int = 0
+
+
+def require_reader(module: str, extra: str, what: str) -> Any:
+    """Import an optional reader (pydicom, nibabel) or raise one DataError naming the extra."""
+    try:
+        # __import__ rather than importlib: a test (or a user's shim) patching the builtin is
+        # honoured, and only top-level modules are asked for here.
+        return __import__(module)
+    except ImportError as exc:
+        raise DataError(
+            f"{what} needs {module}, which is not installed: "
+            f"pip install 'medsynbench[{extra}]' (or pip install {module})"
+        ) from exc
+
+
+def has_dicom_preamble(path: Path) -> bool:
+    """Whether the file carries DICOM's 128-byte preamble and ``DICM`` magic (any name)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A DICOM extension, or no known image extension and the DICM preamble."""
+    suffix = Path(path).suffix.lower()
+    if suffix in DICOM_EXTENSIONS:
+        return True
+    return suffix not in PIXEL_EXTENSIONS and has_dicom_preamble(Path(path))
+
+
+def is_image_file(path: Path) -> bool:
+    """What a folder scanner should read: an image extension, or a DICOM without one
+    (PACS exports name files by UID or ``IM0001``)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS or has_dicom_preamble(Path(path))
 
 
 def to_uint8_windowed(
@@ -104,11 +154,18 @@ def _fit_square(img: Image.Image, fit: str) -> Image.Image:
 def decode_image(path: Path, spec: ReadSpec) -> tuple[np.ndarray, bool]:
     """Read one file as uint8 C×H×W; also return whether it had to be upsampled.
 
-    Raises OSError/ValueError (with Pillow's reason) when the file cannot be decoded.
+    Raises OSError/ValueError (with Pillow's or the DICOM reader's reason) when the file
+    cannot be decoded.
     """
-    with Image.open(path) as opened:
-        opened.load()  # force full decoding: truncated files fail here, not later
-        img = _to_mode(opened, spec.channels)
+    if is_dicom_file(path):
+        # Imported here: dicom.py builds on this module (windowing rule, require_reader).
+        from .dicom import read_dicom_image
+
+        img = _to_mode(Image.fromarray(read_dicom_image(path)), spec.channels)
+    else:
+        with Image.open(path) as opened:
+            opened.load()  # force full decoding: truncated files fail here, not later
+            img = _to_mode(opened, spec.channels)
     upsampled = False
     if spec.size is not None:
         img = _fit_square(img, spec.fit)
@@ -149,6 +206,8 @@ def read_images(
     lists the sizes found and asks for a ``resolution``.
     """
     workers = workers or min(32, os.cpu_count() or 1)
+    if any(Path(p).suffix.lower() in DICOM_EXTENSIONS for p in paths):
+        require_reader("pydicom", "dicom", "reading DICOM files")  # once, before the pool
     arrays: list[np.ndarray | None] = [None] * len(paths)
     skipped: list[tuple[Path, str]] = []
     upsampled = 0

@@ -35,13 +35,16 @@ def test_ct_montage_from_nifti(tmp_path: Path, ctx: RunContext) -> None:
         for v in range(3):
             image = nib.Nifti1Image(_hu_volume(v), np.eye(4))
             nib.save(image, str(tmp_path / cls / f"{cls}{v}.nii.gz"))
-    data = CTMontage(root=str(tmp_path), resolution=16, n_montages=5, test_fraction=0.34,
+    data = CTMontage(root=str(tmp_path), resolution=16, n_montages=3, test_fraction=0.34,
                      val_fraction=0.0).load(ctx)
     assert data.class_names == ("healthy", "tumour")
     total = sum(len(s) for s in data.splits.values())
-    assert total == 6 * 5 and data.train.image_shape == (1, 16, 16)
+    assert total == 6 * 3 and data.train.image_shape == (1, 16, 16)
     assert_groups_disjoint(data.splits)
     assert data.info["window_hu"] == [40.0, 400.0]
+    # 12 slices, 3 montages of 4: every slice shown once.
+    assert data.info["unique_slice_ratio"] == 1.0
+    assert {u["slices_used"] for u in data.info["slices_per_volume"]} == {12}
 
 
 def _dicom_slice(path: Path, z: int, pixels: np.ndarray) -> None:
