@@ -152,16 +152,21 @@ def warn_short_volumes(usage: Sequence[Mapping[str, Any]], n_montages: int, poli
         ctx.log(message)
 
 
-def require_train_and_test(splits: Mapping[str, ImageSet], n_groups: int, what: str) -> None:
-    """Refuse a group-aware split that left train or test empty (too few groups)."""
+def require_train_and_test(splits: Mapping[str, ImageSet], data: ImageSet, what: str) -> None:
+    """Refuse a group-aware split that left train or test empty (too few groups per class)."""
     empty = [name for name in ("train", "test") if len(splits.get(name, ())) == 0]
-    if empty:
-        raise DataError(
-            f"the group-aware split of {what} left {' and '.join(empty)} empty: {n_groups} "
-            "group(s) (patients or volumes) cannot fill train, val and test with these "
-            "fractions. With 2 groups set val_fraction = 0 and test_fraction = 0.5 (one "
-            "group per side); with 1 group there is no honest split — add data"
-        )
+    if not empty:
+        return
+    groups = np.asarray(data.groups)
+    per_class = {int(c): len(np.unique(groups[data.labels == c])) for c in np.unique(data.labels)}
+    raise DataError(
+        f"the group-aware split of {what} left {' and '.join(empty)} empty: "
+        f"{len(np.unique(groups))} group(s) (patients or volumes), per class {per_class}. The "
+        "split is stratified by class and keeps each group on one side, so a class needs 2 "
+        "groups to reach both sides. With 2 groups in one class set val_fraction = 0 and "
+        "test_fraction = 0.5 (one group per side); with 1 group there is no honest split — "
+        "add data"
+    )
 
 
 # --- readers ----------------------------------------------------------------------------------
@@ -322,8 +327,8 @@ class CTMontage(FileDataset):
         "class_folders": Param(None, bool, "sub-folders of root are classes (None: decide "
                                "from the layout)", nullable=True),
         "gap_tolerance": Param(0.1, float, "DICOM slice gaps may differ from their median by "
-                               "this fraction of it (+0.01 mm)",
-                               check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+                               "this fraction of it (+0.01 mm; 1.0 accepts doubled gaps)",
+                               check=lambda v: None if v >= 0 else "must be >= 0"),
         "fit": Param("stretch", str, "unused for volumes (slices are resized)", choices=FITS),
         "on_error": Param("fail", str, "unreadable files or inconsistent series: fail or skip",
                           choices=("fail", "skip")),
@@ -371,7 +376,9 @@ class CTMontage(FileDataset):
                     self._fail_or_skip(str(exc), skipped, [f"{series.describe(root)}: {exc}"])
                     continue
                 where = series.files[0].parent.relative_to(root).as_posix()
-                name = where if per_folder[series.files[0].parent] == 1 else f"{where}/{series.uid}"
+                patient = series.headers[0].get("PatientID")
+                name = where if per_folder[series.files[0].parent] == 1 else "/".join(
+                    [where, *([str(patient)] if patient else []), series.uid])
                 volumes.append(Volume(name, label, series.group, tuple(order.files),
                                       order.ordered_by))
         return volumes, names, skipped
@@ -410,12 +417,11 @@ class CTMontage(FileDataset):
             data = ImageSet(np.concatenate(montages), np.asarray(labels), np.asarray(groups))
             splits = self.split_random(data)
             assert_groups_disjoint(splits)
-            n_groups = len(set(groups))
-            require_train_and_test(splits, n_groups, f"{self.name} at {self.root}")
+            require_train_and_test(splits, data, f"{self.name} at {self.root}")
             warn_small_splits(splits, len(class_names), ctx)
             tiles = sum(u["montages"] for u in usage) * k
             info = {"window_hu": [center, width], "skipped_files": skipped,
-                    "volumes": len(usage), "groups": n_groups, "slices_per_volume": usage,
+                    "volumes": len(usage), "groups": len(set(groups)), "slices_per_volume": usage,
                     "unique_slice_ratio": round(sum(u["slices_used"] for u in usage)
                                                 / max(tiles, 1), 4),
                     **self.describe()}

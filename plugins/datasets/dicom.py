@@ -221,7 +221,8 @@ class SeriesOrder:
 def group_series(files: Iterable[Path]) -> tuple[list[DicomSeries], list[tuple[Path, str]]]:
     """Group DICOM files by SeriesInstanceUID (files lacking it: by folder).
 
-    Returns the series (sorted by UID) and the files that could not be used, with reasons.
+    Returns the series (in the order of their first files) and the files that could not be
+    used, with reasons.
     """
     by_uid: dict[str, DicomSeries] = {}
     bad: list[tuple[Path, str]] = []
@@ -238,7 +239,7 @@ def group_series(files: Iterable[Path]) -> tuple[list[DicomSeries], list[tuple[P
         series = by_uid.setdefault(uid, DicomSeries(uid, [], []))
         series.files.append(path)
         series.headers.append(header)
-    return [by_uid[k] for k in sorted(by_uid)], bad
+    return sorted(by_uid.values(), key=lambda series: series.files[0]), bad
 
 
 def _all_close(values: list[Any], rtol: float, atol: float) -> bool:
