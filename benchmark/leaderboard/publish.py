@@ -174,6 +174,16 @@ def _check_suite(document: dict[str, Any], registry: dict[str, Any], root: Path)
         )
 
 
+def _portable(file: str | None, repository: Path) -> str | None:
+    """A suite file inside the repository as a relative path (the registry is committed)."""
+    if not file:
+        return file
+    path = Path(file)
+    if path.is_absolute() and path.resolve().is_relative_to(repository):
+        return path.resolve().relative_to(repository).as_posix()
+    return file
+
+
 def _register(document: dict[str, Any], registry: dict[str, Any], root: Path) -> str:
     suite = document["suite"]
     versions = registry["suites"].setdefault(suite["name"], [])
@@ -186,7 +196,8 @@ def _register(document: dict[str, Any], registry: dict[str, Any], root: Path) ->
             f"suite {suite['name']!r} version {suite['version']!r} is already registered with "
             f"hash {str(clash[0].get('hash'))[:12]}…; bump [suite] version when a suite changes"
         )
-    versions.append({"version": suite["version"], "hash": suite_hash, "file": suite.get("file")})
+    versions.append({"version": suite["version"], "hash": suite_hash,
+                     "file": _portable(suite.get("file"), root.resolve().parent)})
     (root / REGISTRY_FILE).write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
     return f"registered suite {suite['name']!r} version {suite['version']!r}"
 

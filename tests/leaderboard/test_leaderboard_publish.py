@@ -206,3 +206,15 @@ def test_published_submissions_in_the_repository_validate() -> None:
         for entry in stored["entries"]:
             assert not (entry.get("samples") and entry["generator"] in ("copy-real",
                                                                        "classical-augment"))
+
+
+def test_registry_records_a_suite_file_inside_the_repository_as_a_relative_path(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "leaderboard"
+    document = make_results(standard_entries()[:3])
+    document["suite"]["file"] = str(tmp_path / "suites" / "demo.toml")  # run with an absolute path
+    results = write_results(tmp_path / "a", document)
+    assert run_cli("publish", str(results), "--root", str(root), "--register-suite") == 0
+    registry = json.loads((root / "suites.json").read_text())
+    assert registry["suites"]["demo"][0]["file"] == "suites/demo.toml"
