@@ -9,6 +9,7 @@ from medsynbench import hookimpl
 from .chexpert import CheXpertPE
 from .ct import CTMontage
 from .folders import LC25000, BcssLizard, ImageFolder, KaggleCXR, Kather2016
+from .lungpet import LungPetCTDx
 from .medmnist import MedMNIST, PathMNIST, PneumoniaMNIST
 from .phantom_ct import PhantomCT
 from .phantom_pathology import PhantomPathology
@@ -27,6 +28,7 @@ PLUGINS: list[type] = [
     BcssLizard,
     CheXpertPE,
     CTMontage,
+    LungPetCTDx,
     ImageFolder,
 ]
 

@@ -233,3 +233,59 @@ def test_volume_to_montages_refuses_or_repeats_short_volumes() -> None:
     assert volume_to_montages(volume, 16, short_volumes="fewer").shape == (2, 1, 16, 16)
     repeated = volume_to_montages(volume, 16, short_volumes="repeat")
     assert repeated.shape == (20, 1, 16, 16) and repeated[-1, 0, 8, 8] == 9
+
+
+# --- lung-pet-ct-dx ---------------------------------------------------------------------------
+
+
+def _fake_lung_pet(root: Path) -> Path:
+    """Two patients, one 8-slice series each (files named out of instance order); patient
+    A has tumour boxes on instances 1–2."""
+    from PIL import Image
+
+    rows = ["file,patient_id,series_uid,instance_number,tumour_bbox"]
+    for patient in ("A", "B"):
+        for instance in range(1, 9):
+            rel = f"slices/{patient}/s1/x{9 - instance}.png"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((32, 32), 20 * instance, dtype=np.uint8)).save(root / rel)
+            box = "1 2 3 4" if patient == "A" and instance <= 2 else ""
+            rows.append(f"{rel},{patient},1.2.{patient},{instance},{box}")
+    (root / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.filterwarnings("ignore:split 'test' lacks classes")
+def test_lung_pet_ct_dx_labels_montages_by_boxes_one_patient_per_side(
+        tmp_path: Path, cached_ctx: RunContext) -> None:
+    from medsynbench.plugins.datasets.lungpet import LungPetCTDx
+
+    root = _fake_lung_pet(tmp_path / "lung")
+    data = LungPetCTDx(root=str(root), resolution=16, n_montages=2).load(cached_ctx)
+    assert set(data.splits) == {"train", "test"}
+    assert {len(np.unique(s.groups)) for s in data.splits.values()} == {1}
+    by_patient = {str(s.groups[0]): s.labels.tolist() for s in data.splits.values()}
+    assert by_patient == {"A": [1, 0], "B": [0, 0]}  # montages: instances 1–4 | 5–8
+    # instance order, not file-name order: each montage's tiles get brighter
+    assert all(_tiles_in_order(s.images) for s in data.splits.values())
+    (root / "MANIFEST.csv").unlink()
+    with pytest.raises(DataError, match=r"lacks MANIFEST\.csv"):
+        LungPetCTDx(root=str(root)).load(cached_ctx)
+
+
+def test_lung_pet_ct_dx_shared_copy(shared_data: Path, ctx: RunContext) -> None:
+    from medsynbench.plugins.datasets.lungpet import LungPetCTDx
+
+    root = str(shared_data / "lung_pet_ct_dx")
+    data = LungPetCTDx(root=root, resolution=64).load(ctx)  # the smoke-suite size
+    assert data.train.image_shape == (1, 64, 64) and set(data.splits) == {"train", "test"}
+    assert sorted(data.info["patients_per_split"].values()) == ["test", "train"]
+    assert sum(len(s) for s in data.splits.values()) == 4 * 7
+    assert data.info["unique_slice_ratio"] == 1.0
+    assert all((s.counts(2) > 0).all() for s in data.splits.values())
+    with pytest.raises(DataError, match=r"has 30 slices.*Lower n_montages to 7"):
+        LungPetCTDx(root=root, resolution=64, n_montages=16).load(ctx)
+    with pytest.warns(UserWarning, match="2 of 4 volumes gave fewer montages"):
+        fewer = LungPetCTDx(root=root, resolution=64, n_montages=16,
+                            short_volumes="fewer").load(ctx)
+    assert sum(len(s) for s in fewer.splits.values()) == 16 + 16 + 7 + 7
