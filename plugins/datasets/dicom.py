@@ -74,7 +74,7 @@ def _pixels(pydicom: Any) -> Any:
     try:
         import pydicom.pixels as pixels
     except ImportError:  # pydicom < 3
-        import pydicom.pixel_data_handlers.util as pixels
+        import pydicom.pixel_data_handlers.util as pixels  # type: ignore[no-redef]
     return pixels
 
 
