@@ -215,6 +215,25 @@ def test_two_patients_need_one_per_side(tmp_path: Path, ctx: RunContext) -> None
     assert set(data.splits) == {"train", "test"}
 
 
+def test_missing_pydicom_names_the_extra_and_caches_nothing(
+        tmp_path: Path, cached_ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    for cls in ("a", "b"):
+        write_series(tmp_path / cls, f"{cls}0", 4)
+    real_import = builtins.__import__
+
+    def no_pydicom(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.split(".")[0] == "pydicom":
+            raise ImportError("No module named 'pydicom'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    with pytest.raises(DataError, match=r"needs pydicom.*pip install 'medsynbench\[dicom\]'"):
+        CTMontage(root=str(tmp_path), resolution=16, n_montages=1).load(cached_ctx)
+    assert _no_cache(cached_ctx)
+
+
 # --- the montage rules ------------------------------------------------------------------------
 
 
