@@ -28,10 +28,12 @@ __all__ = [
     "CLASS_SLOTS",
     "SLOTS",
     "apply_bias",
+    "band_width",
     "burn_marker",
     "crop_border",
     "marker_box",
     "marker_slot",
+    "mask_border",
 ]
 
 # A 5×7 bitmap of the letter "R" (1 = ink); scaled with np.kron to the image size.
@@ -104,24 +106,55 @@ def burn_marker(
     return out
 
 
+def band_width(side: int, fraction: float) -> int:
+    """Pixels of the border band of ``fraction`` on a side of ``side`` pixels: what
+    :func:`crop_border` cuts, :func:`mask_border` blanks and ``marker-rate`` searches."""
+    if not 0.0 <= fraction < 0.5:
+        raise ParameterError(f"border fraction must be in [0, 0.5), got {fraction}")
+    return round(side * fraction)
+
+
 def crop_border(images: np.ndarray, fraction: float) -> np.ndarray:
     """Cut ``fraction`` of the side off every border and resize back (the "cropped X-ray").
 
     With the default marker geometry, ``fraction >= 0.17`` removes every corner marker from
-    images of 64 px and more (below that the 7-pixel glyph is a larger share of the side).
+    images of 64 px and more (below that the 7-pixel glyph is a larger share of the side), and
+    the real Kermany markers at 128 px (module docstring).
     Resizing uses Pillow's antialiased bicubic filter so the output keeps the input shape.
     """
-    if not 0.0 <= fraction < 0.5:
-        raise ParameterError(f"crop fraction must be in [0, 0.5), got {fraction}")
-    if fraction == 0.0:
-        return images
     n, c, h, w = images.shape
-    dy, dx = round(h * fraction), round(w * fraction)
+    dy, dx = band_width(h, fraction), band_width(w, fraction)
+    if dy == 0 and dx == 0:
+        return images
     out = np.empty_like(images)
     for i in range(n):
         for ch in range(c):
             crop = Image.fromarray(np.ascontiguousarray(images[i, ch, dy : h - dy, dx : w - dx]))
             out[i, ch] = np.asarray(crop.resize((w, h), Image.Resampling.BICUBIC))
+    return out
+
+
+def mask_border(images: np.ndarray, fraction: float) -> np.ndarray:
+    """A copy of uint8 N×C×H×W ``images`` whose border band (``fraction`` of each side) holds
+    one flat grey: the median of that image's own band, per channel.
+
+    The anatomy inside keeps its place and scale. The fill is the image's own band median, not
+    a constant: black would make tightly collimated images (PNEUMONIA in the Kermany set: tissue
+    up to the edge) look like wide ones (NORMAL: dark borders), a new class cue; the median keeps
+    each image's border level and removes what the band *shows* (letters, electrodes, the
+    body's outline). It still tells a classifier how bright the border was.
+    """
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ParameterError(f"mask_border expects uint8 N×C×H×W images, got {images.shape}")
+    h, w = images.shape[2:]
+    dy, dx = band_width(h, fraction), band_width(w, fraction)
+    if dy == 0 and dx == 0:
+        return images
+    band = np.ones((h, w), dtype=bool)
+    band[dy : h - dy, dx : w - dx] = False
+    out = np.array(images, copy=True)
+    fill = np.median(images[:, :, band], axis=2)  # N×C
+    out[:, :, band] = np.round(fill).astype(np.uint8)[:, :, None]
     return out
 
 

@@ -2,7 +2,8 @@
 
 The computations live in plain functions (re-exported as :mod:`medsynbench.metrics`):
 ``frechet`` (FID, KID), ``manifold`` (PRDC, kNN privacy), ``memorisation`` (DCR,
-authenticity), ``variety`` (mean-image JPEG size) on the chunked kNN engine in ``knn``.
+authenticity), ``variety`` (mean-image JPEG size) on the chunked kNN engine in ``knn``;
+``marker`` (burned-in marker rate, no encoder).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .builtin import (
     MeanImageJPEGMetric,
     PRDCMetric,
 )
+from .marker import MarkerRateMetric
 
 PLUGINS: list[type] = []
 PLUGINS.extend([
@@ -30,6 +32,7 @@ PLUGINS.extend([
     DCRMetric,
     AuthenticityMetric,
     MeanImageJPEGMetric,
+    MarkerRateMetric,
 ])
 
 

@@ -7,11 +7,11 @@ from typing import Any
 from medsynbench import hookimpl
 
 from .augmentation import Augmentation
-from .bias_probe import BiasProbe
+from .bias_probe import BiasProbe, MaskedBiasProbe
 from .cross_task_svm import CrossTaskSVM
 from .feature_extraction import FeatureExtraction
 
-PLUGINS: list[type] = [Augmentation, FeatureExtraction, CrossTaskSVM, BiasProbe]
+PLUGINS: list[type] = [Augmentation, FeatureExtraction, CrossTaskSVM, BiasProbe, MaskedBiasProbe]
 
 
 @hookimpl

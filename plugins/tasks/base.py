@@ -24,12 +24,21 @@ How long each arm trains (``budget``):
 
 Every task reports the steps taken as ``optimisation_steps`` and, for its primary accuracy,
 the per-image outcomes as ``"correct"`` (0/1 in the evaluation split's order).
+
+The cropped re-evaluation (Nan et al., Table IV: the same generators, the text region removed):
+``crop_border = f`` (default 0: off) cuts ``f`` of the side off every border of every image the
+classifier sees — real training and evaluation splits *and* the synthetic images — and resizes
+back (:func:`~medsynbench.plugins.datasets.bias.crop_border`), before training and testing. A
+suite lists a task twice, as is and with ``crop_border = 0.17`` (under another ``name``), to
+show both. The datasets' own ``crop_border`` differs: it also crops what generators are fitted
+on. Left at 0, ``crop_border`` stays out of the task's parameters (:meth:`ClassifierTask.validate`)
+so that suites published before it existed keep their protocol hash.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +49,7 @@ from medsynbench.errors import ParameterError, TaskError
 from medsynbench.kinds import RunContext, Task
 from medsynbench.params import Param
 
+from ..datasets.bias import crop_border
 from .classifiers import CLASSIFIERS, Classifier, build_classifier
 from .training import (
     TrainConfig,
@@ -67,6 +77,10 @@ def _positive(value: float) -> str | None:
 
 def _nonneg(value: float) -> str | None:
     return None if value >= 0 else f"must be ≥ 0, got {value}"
+
+
+def _crop(value: float) -> str | None:
+    return None if 0.0 <= value < 0.5 else f"must be in [0, 0.5), got {value}"
 
 
 def _synthetic_ratio(value: float) -> str | None:
@@ -110,7 +124,15 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
         "its own set (a paper's protocol; more steps for the larger set)",
         choices=("steps", "epochs"),
     ),
+    "crop_border": Param(
+        0.0, float, "fraction cut off every border of every image the classifier sees (real and "
+        "synthetic), resized back: the cropped re-evaluation (0.17 removes the Kermany markers "
+        "at 128 px); 0: off", check=_crop,
+    ),
 }
+# Parameters added after suites were published: at these values they are left out of a task's
+# ``params``, hence out of the protocol hash, which then equals the hash before they existed.
+_UNHASHED_DEFAULTS: dict[str, Any] = {"crop_border": 0.0}
 
 SYNTHETIC_PARAMETERS: dict[str, Param] = {
     "synthetic_ratio": Param(
@@ -138,13 +160,50 @@ class ClassifierTask(Task):
         "budget = steps)",
     }
 
+    @classmethod
+    def validate(cls, params: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """The declared parameters, less those of :data:`_UNHASHED_DEFAULTS` at their default."""
+        resolved = super().validate(params, where)
+        for key, default in _UNHASHED_DEFAULTS.items():
+            if key in resolved and resolved[key] == default:
+                del resolved[key]
+        return resolved
+
+    @property
+    def crop(self) -> float:
+        """The ``crop_border`` fraction (0.0: images as they are)."""
+        return float(self.params.get("crop_border", 0.0))
+
+    def cropped(self, images: np.ndarray) -> np.ndarray:
+        """``images`` with :attr:`crop` cut off every border and resized back."""
+        return crop_border(np.asarray(images), self.crop) if self.crop > 0 else images
+
+    def cropped_data(self, data: DataSplits) -> DataSplits:
+        """Every split of ``data`` cropped (computed once per dataset, kept on the task)."""
+        if self.crop <= 0:
+            return data
+        cached: tuple[DataSplits, DataSplits] | None = getattr(self, "_cropped_data", None)
+        if cached is not None and cached[0] is data:
+            return cached[1]
+        splits = {name: ImageSet(self.cropped(s.images), s.labels, s.groups)
+                  for name, s in data.splits.items()}
+        result = DataSplits(splits, data.class_names, data.modality,
+                            {**data.info, "task_crop_border": self.crop})
+        self._cropped_data = (data, result)
+        return result
+
     def run_seed(
         self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
     ) -> dict[str, Any]:
-        """Check the synthetic set, then run :meth:`run_arm` with the CPU thread count pinned
-        (and freed CPU memory kept for reuse, :func:`~medsynbench.devices.reuse_cpu_memory`)."""
+        """Check the synthetic set, crop everything when ``crop_border`` > 0, then run
+        :meth:`run_arm` with the CPU thread count pinned (and freed CPU memory kept for
+        reuse, :func:`~medsynbench.devices.reuse_cpu_memory`)."""
         if synthetic is not None:
             self.check_synthetic(data, synthetic)
+            if self.crop > 0:
+                synthetic = ImageSet(self.cropped(synthetic.images), synthetic.labels,
+                                     synthetic.groups)
+        data = self.cropped_data(data)
         device = resolve_device(ctx.device)
         on_cpu = device.type == "cpu"
         with cpu_threads(self.params["cpu_threads"] if on_cpu else None), reuse_cpu_memory(device):

@@ -15,6 +15,24 @@ The primary score is ``accuracy_swapped`` (higher is better: robust to the short
 positive Δ means the entry's images *reduce* marker reliance and a negative Δ that the
 generator passed the bias on. ``marker_gap`` is reported per seed beside it, and
 ``"correct"`` holds the per-image outcomes on ``test_swapped`` (those behind the primary).
+
+``bias-probe-masked`` is the probe for **real** markers (the Kermany "R", kV/mA text), which
+cannot be moved to another class's position: it trains the same way and scores on the
+evaluation split as it is and on the same images with the border band — ``probe_border`` of
+the side, 0.17 by default, where the markers sit — replaced by a flat grey
+(:func:`~medsynbench.plugins.datasets.bias.mask_border`: each image's own band median; the
+anatomy keeps its place and scale). It needs no probe splits, so it runs on any dataset.
+
+* ``accuracy_masked`` (primary, higher is better) — accuracy without the border: a classifier
+  that read the anatomy keeps it, one that read the marker loses it;
+* ``marker_gap`` = accuracy(as is) − accuracy(masked): the reliance on the border, > 0 when the
+  classifier used what the band shows.
+
+The mask removes more than markers (the body outline, collimation edges, electrodes) and
+the classifier never saw masked images in training, so ``marker_gap`` is an upper bound on
+marker reliance; Δ between the arms, which share the mask, is what compares entries: > 0 the
+entry's images make the classifier less dependent on the border. It is a separate plugin,
+not a mode of ``bias-probe``, because a task's primary score is fixed per plugin.
 """
 
 from __future__ import annotations
@@ -26,9 +44,14 @@ from medsynbench.errors import TaskError
 from medsynbench.kinds import RunContext
 from medsynbench.params import Param
 
+from ..datasets.bias import mask_border
 from .base import ClassifierTask
 
-__all__ = ["BiasProbe"]
+__all__ = ["BiasProbe", "MaskedBiasProbe"]
+
+
+def _band(value: float) -> str | None:
+    return None if 0.0 < value < 0.5 else f"must be in (0, 0.5), got {value}"
 
 
 class BiasProbe(ClassifierTask):
@@ -93,5 +116,52 @@ class BiasProbe(ClassifierTask):
             "auc_nomarker": on_nomarker["nomarker_auc"],
         }
         probe["marker_gap"] = probe["accuracy_nomarker"] - probe["accuracy_swapped"]
+        facts = self.describe(facts, n_synthetic=n_synthetic)
+        return {**scores, **probe, **facts, "correct": correct}
+
+
+class MaskedBiasProbe(ClassifierTask):
+    """Accuracy with the border band masked vs as is: reliance on real burned-in markers."""
+
+    name: ClassVar[str] = "bias-probe-masked"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = (
+        "Marker reliance on real markers: accuracy on the test images with their border band "
+        "(where burned-in markers sit) masked vs as they are"
+    )
+    primary: ClassVar[str] = "accuracy_masked"
+    parameters: ClassVar[dict[str, Param]] = {
+        **ClassifierTask.parameters,
+        "probe_border": Param(
+            0.17, float, "border band masked, fraction of the side (0.17 covers the Kermany "
+            "markers at 128 px)", check=_band,
+        ),
+    }
+    scores: ClassVar[dict[str, str]] = {
+        **ClassifierTask.scores,
+        "accuracy_masked": "accuracy on the evaluation images with the border band masked",
+        "auc_masked": "AUC on the masked images",
+        "marker_gap": "accuracy − accuracy_masked: reliance on the border band (0 = none)",
+        "n_synthetic": "synthetic training images added",
+    }
+
+    def run_arm(
+        self, data: DataSplits, synthetic: ImageSet | None, seed: int, ctx: RunContext
+    ) -> dict[str, Any]:
+        """Train like ``augmentation``; score on the evaluation split as is and masked."""
+        evaluation = self.eval_split(data)
+        masked = ImageSet(mask_border(evaluation.images, float(self.params["probe_border"])),
+                          evaluation.labels, evaluation.groups)
+        train, n_synthetic = self.training_set(data, synthetic)
+        arm = "real only" if synthetic is None else "real + synthetic"
+        model, facts, cfg = self.train_on(data, train, seed, ctx, f"{arm}, seed {seed}")
+        k = data.n_classes
+        scores, _ = self.evaluate(model, evaluation, k, cfg)
+        on_masked, correct = self.evaluate(model, masked, k, cfg, prefix="masked_")
+        probe = {
+            "accuracy_masked": on_masked["masked_accuracy"],
+            "auc_masked": on_masked["masked_auc"],
+            "marker_gap": scores["accuracy"] - on_masked["masked_accuracy"],
+        }
         facts = self.describe(facts, n_synthetic=n_synthetic)
         return {**scores, **probe, **facts, "correct": correct}

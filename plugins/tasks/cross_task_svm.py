@@ -124,8 +124,9 @@ class CrossTaskSVM(ClassifierTask):
             model.spec = replace(model.spec, size=data.image_shape[1:])
         d_train = second[self.params["d_train_split"]]
         d_test = second[self.params["d_test_split"]]
-        train_x = embed(model, to_device_tensor(d_train.images, cfg.device), cfg)
-        test_x = embed(model, to_device_tensor(d_test.images, cfg.device), cfg)
+        # crop_border > 0: D's images are cropped like everything else the network sees
+        train_x = embed(model, to_device_tensor(self.cropped(d_train.images), cfg.device), cfg)
+        test_x = embed(model, to_device_tensor(self.cropped(d_test.images), cfg.device), cfg)
         if len(np.unique(d_train.labels)) < 2:
             raise TaskError(
                 f"task {self.name!r}: D's split {self.params['d_train_split']!r} holds a single "

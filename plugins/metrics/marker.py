@@ -1,0 +1,198 @@
+"""``marker-rate``: how many images carry a burned-in marker — does a generator inherit the "R"?
+
+The Kermany pediatric X-rays carry a burned-in laterality "R" (and on some PNEUMONIA images
+kV/mA text) near the border; Nan et al. found that generators reproduce it. This metric counts
+the images that carry such a mark, for the real reference set and for the synthetic set, per
+class, so the board shows whether an entry passes the marker on.
+
+Detection (:func:`find_markers`) is deliberately simple, so that its misses can be reasoned
+about, and needs no encoder:
+
+1. grey = mean over channels; ``background`` = grey opening with a square of
+   ``max(3, round(0.06 × side))`` px (8 px at 128): it erases every bright structure too narrow
+   to hold that square — letter strokes — and keeps broad ones (bones, soft tissue);
+2. a pixel is *marker ink* when it is at least ``contrast`` grey levels (default 40) above that
+   background (the white top-hat);
+3. 8-connected groups of ink pixels count as a mark when they look like a character:
+   bounding box 3 px ≤ height ≤ 0.25 × side, 2 px ≤ width ≤ 0.25 × side, neither side more
+   than 3.5 × the other, at least 5 px of ink filling at most 80 % of the box (strokes, not
+   blobs), a peak at least 1.5 × ``contrast`` above the background, and the whole box inside
+   the border band (``band`` of the side from an edge, :func:`~..datasets.bias.band_width`);
+4. an image *carries a marker* when it holds at least one mark.
+
+What it measures on the data it was written for (``tests/metrics/test_marker.py``):
+
+* phantoms with :func:`~..datasets.bias.burn_marker`'s "R" at 64 and 128 px: every burned-in
+  "R" found, no unmarked phantom flagged;
+* the Kermany test split at 128 px (subset A): 99 % of NORMAL and 93 % of PNEUMONIA images
+  flagged (the source inspected an "R" on 24 of 24 NORMAL and 7 of 8 PNEUMONIA originals).
+  By eye, flagged marks are mostly the "R"; the rest are ECG electrodes, clips and bright
+  bone edges inside the band — all bright marks a shortcut can use too. It misses letters
+  cut by the top edge and "R"s three pixels tall.
+
+So a rate is "bright, small, character-sized marks in the border band", not a reader of
+letters; compare entries with the real rate beside them, on the same resolution. It does not
+see *where* in the band a mark sits — for Kermany the class cue is as much the position (NORMAL:
+left edge or top; PNEUMONIA: top-left corner) as the presence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import ClassVar
+
+import numpy as np
+from medsynbench.errors import DataError
+from medsynbench.kinds import Metric, MetricInputs, Quantity, RunContext
+from medsynbench.params import Param
+from scipy import ndimage
+
+from ..datasets.bias import band_width
+
+__all__ = ["MarkerRateMetric", "carries_marker", "find_markers", "marker_rates"]
+
+_OPENING = 0.06  # background square, fraction of the side
+_MAX_SIZE = 0.25  # largest mark, fraction of the side (a 7-px glyph on a 32-px phantom: 0.22)
+_MAX_ASPECT = 2.5
+_MAX_FILL = 0.8
+_MIN_INK = 5
+_NOISE_UNITS = 6.0  # the ink threshold rises to this many noise σ on noisy images
+_PEAK = 1.5  # a mark's brightest pixel rises at least this × ``contrast`` above the background
+
+
+def _band(value: float) -> str | None:
+    return None if 0.0 < value < 0.5 else f"must be in (0, 0.5), got {value}"
+
+
+def _contrast(value: float) -> str | None:
+    return None if 0.0 < value < 255.0 else f"must be in (0, 255) grey levels, got {value}"
+
+
+def _noise_sigma(grey: np.ndarray) -> float:
+    """Pixel noise of one image: the robust (MAD) spread of grey − its 3×3 median."""
+    residual = grey - ndimage.median_filter(grey, size=3)
+    return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+
+
+def find_markers(
+    images: np.ndarray, band: float = 0.17, contrast: float = 40.0
+) -> list[list[tuple[int, int, int, int]]]:
+    """Per image, the (top, left, height, width) boxes of the marks found (module docstring)."""
+    if images.ndim != 4:
+        raise DataError(f"marker detection expects N×C×H×W images, got shape {images.shape}")
+    _, _, h, w = images.shape
+    side = min(h, w)
+    size = max(3, round(_OPENING * side))
+    dy, dx = band_width(h, band), band_width(w, band)
+    lo, hi = (3, 2), _MAX_SIZE * side
+    found: list[list[tuple[int, int, int, int]]] = []
+    for image in images:
+        grey = image.astype(np.float32).mean(axis=0)
+        tophat = grey - ndimage.grey_opening(grey, size=(size, size))
+        threshold = max(contrast, _NOISE_UNITS * _noise_sigma(grey))
+        labels, _ = ndimage.label(tophat >= threshold, structure=np.ones((3, 3)))
+        marks = []
+        for i, box in enumerate(ndimage.find_objects(labels), start=1):
+            top, left = box[0].start, box[1].start
+            bh, bw = box[0].stop - top, box[1].stop - left
+            if not (lo[0] <= bh <= hi and lo[1] <= bw <= hi):
+                continue
+            if max(bh / bw, bw / bh) > _MAX_ASPECT:
+                continue
+            ink = labels[box] == i
+            n_ink = int(ink.sum())
+            if n_ink < _MIN_INK or n_ink > _MAX_FILL * bh * bw:
+                continue
+            if float(tophat[box][ink].max()) < _PEAK * threshold:
+                continue
+            in_band = (box[0].stop <= dy or top >= h - dy or box[1].stop <= dx or left >= w - dx)
+            if in_band:
+                marks.append((top, left, bh, bw))
+        found.append(marks)
+    return found
+
+
+def carries_marker(images: np.ndarray, band: float = 0.17, contrast: float = 40.0) -> np.ndarray:
+    """Boolean per image: at least one mark in the border band (:func:`find_markers`)."""
+    return np.array([bool(m) for m in find_markers(images, band, contrast)], dtype=bool)
+
+
+def marker_rates(
+    images: np.ndarray, labels: np.ndarray, n_classes: int, band: float = 0.17,
+    contrast: float = 40.0,
+) -> tuple[float, list[float]]:
+    """The fraction of images carrying a marker: over all, and per class (NaN: no image)."""
+    if len(images) == 0:
+        return float("nan"), [float("nan")] * n_classes
+    flagged = carries_marker(images, band, contrast)
+    labels = np.asarray(labels)
+    per_class = [float(flagged[labels == c].mean()) if np.any(labels == c) else float("nan")
+                 for c in range(n_classes)]
+    return float(flagged.mean()), per_class
+
+
+_HEADLINE: dict[str, Quantity] = {
+    "marker_rate": Quantity(
+        "utility", False, "share of synthetic images with a burned-in marker in the border band: "
+        "a shortcut a classifier trained on them can learn"),
+    "real_marker_rate": Quantity(
+        "utility", False, "the same share in the real reference set (what the generator saw)"),
+    "marker_rate_excess": Quantity(
+        "utility", False, "marker_rate − real_marker_rate: > 0 the generator adds markers, "
+        "< 0 it drops them"),
+}
+_PER_CLASS = ("marker_rate[", "real_marker_rate[")
+
+
+class _Quantities(Mapping[str, Quantity]):
+    """The declared quantities, and per-class ``marker_rate[<class>]`` /
+    ``real_marker_rate[<class>]`` on the same axis (class names are known only at run time)."""
+
+    def __getitem__(self, key: str) -> Quantity:
+        if key in _HEADLINE:
+            return _HEADLINE[key]
+        for prefix in _PER_CLASS:
+            if key.startswith(prefix) and key.endswith("]"):
+                base = _HEADLINE[prefix[:-1]]
+                return Quantity(base.axis, base.higher_is_better, f"{base.help}, one class")
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_HEADLINE)
+
+    def __len__(self) -> int:
+        return len(_HEADLINE)
+
+
+class MarkerRateMetric(Metric):
+    """Share of real and synthetic images carrying a burned-in text marker, per class."""
+
+    name = "marker-rate"
+    version = "0.1.0"
+    description = ("Share of images with a burned-in marker (bright character-sized marks in the "
+                   "border band), synthetic vs real, per class")
+    input = "images"
+    default_encoder = None
+    parameters: ClassVar[Mapping[str, Param]] = {
+        "band": Param(0.17, float, "border band searched, fraction of the side (0.17 covers the "
+                      "Kermany markers at 128 px)", check=_band),
+        "contrast": Param(40.0, float, "grey levels a mark's ink must rise above the opened "
+                          "background", check=_contrast),
+    }
+    quantities: ClassVar[Mapping[str, Quantity]] = _Quantities()
+
+    def compute(self, inputs: MetricInputs, ctx: RunContext) -> dict[str, float]:
+        band, contrast = float(self.params["band"]), float(self.params["contrast"])
+        k = len(inputs.class_names)
+        synthetic, synthetic_classes = marker_rates(
+            inputs.synthetic, inputs.synthetic_labels, k, band, contrast)
+        real, real_classes = marker_rates(inputs.real, inputs.real_labels, k, band, contrast)
+        values = {"marker_rate": synthetic, "real_marker_rate": real,
+                  "marker_rate_excess": synthetic - real}
+        values |= _per_class("marker_rate", inputs.class_names, synthetic_classes)
+        values |= _per_class("real_marker_rate", inputs.class_names, real_classes)
+        return values
+
+
+def _per_class(key: str, names: Sequence[str], rates: Sequence[float]) -> dict[str, float]:
+    return {f"{key}[{name}]": rate for name, rate in zip(names, rates, strict=True)}
