@@ -219,7 +219,7 @@ class Volume:
 
     def read(self) -> np.ndarray:
         """float32 Z×H×W in HU."""
-        if self.ordered_by == "NIfTI":
+        if _is_nifti(self.files[0]):
             return read_nifti(self.files[0])
         return read_series_hu(self.files)
 
@@ -263,24 +263,26 @@ def _read_folder(path: Path) -> _Folder:
     return _Folder(path, [p for p in files if _is_nifti(p)], series, unreadable, nested)
 
 
-def find_class_folders(root: Path, class_folders: bool | None) -> tuple[list[_Folder], bool]:
-    """The folders to read and whether they are classes (else one class 'ct', see ``layout``).
+def find_class_folders(root: Path, class_folders: bool | None
+                       ) -> tuple[list[_Folder], bool, str]:
+    """The folders to read, whether they are classes (else one class 'ct') and why.
 
     Auto (``class_folders=None``): volume files directly under ``root`` → one class; else the
     sub-folders are classes unless every one of them holds exactly one DICOM series and
     nothing else (the older ``<root>/<series>/*.dcm`` layout).
     """
     subdirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    if class_folders is False or (class_folders is None and volume_files(root, False)):
-        return [_read_folder(root)], False
-    if not subdirs:
-        return [_read_folder(root)], False
+    if class_folders is False:
+        return [_read_folder(root)], False, "one class: class_folders = false"
+    if (class_folders is None and volume_files(root, False)) or not subdirs:
+        return [_read_folder(root)], False, "one class: volume files directly under the root"
     folders = [_read_folder(p) for p in subdirs]
     if class_folders is None and all(f.is_one_series for f in folders):
         merged = _Folder(root, [], [s for f in folders for s in f.series],
                          [u for f in folders for u in f.unreadable], False)
-        return [merged], False
-    return folders, True
+        return [merged], False, ("one class: every sub-folder holds one DICOM series (set "
+                                 "class_folders = true to read the sub-folders as classes)")
+    return folders, True, "classes: the sub-folders of the root"
 
 
 class CTMontage(FileDataset):
@@ -307,6 +309,7 @@ class CTMontage(FileDataset):
         "  (volumes directly under <root>, or one series per sub-folder: one class 'ct'; set\n"
         "  class_folders = true / false to decide instead)"
     )
+    classes_from: str = ""
     parameters: ClassVar[dict[str, Param]] = {
         "root": Param(None, str, "folder of class folders of volumes", nullable=True),
         "resolution": Param(256, int, "montage side (the study used 256/512/1024)",
@@ -349,9 +352,13 @@ class CTMontage(FileDataset):
         skipped.extend(entries)
 
     def scan(self) -> tuple[list[Volume], tuple[str, ...], list[str]]:
-        """Volumes with labels and groups, class names, and skipped files/series (reasons)."""
+        """Volumes with labels and groups, class names, and skipped files/series (reasons).
+
+        How the classes were found is in :attr:`classes_from` afterwards.
+        """
         root = self.root
-        folders, are_classes = find_class_folders(root, self.params["class_folders"])
+        folders, are_classes, self.classes_from = find_class_folders(
+            root, self.params["class_folders"])
         names = tuple(f.path.name for f in folders) if are_classes else ("ct",)
         volumes: list[Volume] = []
         skipped: list[str] = []
@@ -389,6 +396,7 @@ class CTMontage(FileDataset):
 
         def build() -> DataSplits:
             volumes, class_names, skipped = self.scan()
+            ctx.log(f"{self.name}: {self.classes_from}")
             center, width = self.window()
             n, k = self.params["n_montages"], self.params["slices_per_montage"]
             policy = self.params["short_volumes"]
@@ -421,6 +429,7 @@ class CTMontage(FileDataset):
             warn_small_splits(splits, len(class_names), ctx)
             tiles = sum(u["montages"] for u in usage) * k
             info = {"window_hu": [center, width], "skipped_files": skipped,
+                    "classes_from": self.classes_from,
                     "volumes": len(usage), "groups": len(set(groups)), "slices_per_volume": usage,
                     "unique_slice_ratio": round(sum(u["slices_used"] for u in usage)
                                                 / max(tiles, 1), 4),

@@ -198,7 +198,8 @@ def test_one_series_per_folder_is_one_class_unless_told(tmp_path: Path, ctx: Run
         write_series(tmp_path / name, name, 4)
     common: dict[str, Any] = {"root": str(tmp_path), "resolution": 16, "n_montages": 1,
                               "test_fraction": 0.5, "val_fraction": 0.0}
-    assert CTMontage(**common).load(ctx).class_names == ("ct",)
+    data = CTMontage(**common).load(ctx)
+    assert data.class_names == ("ct",) and "class_folders = true" in data.info["classes_from"]
     _, forced, _ = CTMontage(class_folders=True, **common).scan()
     assert forced == ("s0", "s1", "s2", "s3")
 
