@@ -95,6 +95,18 @@ def test_window_from_voi_tags_and_monochrome1_inverted(tmp_path: Path) -> None:
     assert read_dicom_image(m1)[0, :6].tolist() == [255, 191, 127, 64, 0, 0]
 
 
+def test_voi_lut_sequence_mapped_from_its_output_range(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.add_new("LUTDescriptor", "US", [4, 0, 8])  # 4 entries from stored value 0, 8 bits
+    item.add_new("LUTData", "OW", np.array([0, 10, 20, 30], dtype="<u2").tobytes())
+    path = write_dicom(tmp_path / "lut.dcm", _ramp(np.uint16, (0, 1, 2, 3, 9)),
+                       VOILUTSequence=[item])
+    # LUT outputs 0, 10, 20, 30 (values past the table: its last entry) span 0–255.
+    assert read_dicom_image(path)[0, :5].tolist() == [0, 85, 170, 255, 255]
+
+
 def test_signed_ct_rescaled_then_windowed(tmp_path: Path) -> None:
     # Stored int16 + intercept −1024 → HU −160, 0, 40, 240; soft-tissue window 40/400:
     # −160 is the window's floor (0), 0 HU ≈ 0.40 × 255 = 102, 40 HU ≈ 128, 240 HU → 255.
