@@ -2,7 +2,10 @@
 
 Images are always ``uint8`` arrays of shape N×C×H×W (C = 1 or 3), labels ``int64`` of shape N.
 Optional ``groups`` hold a group id per image (patient, slide, source tile): splits must keep a
-group on one side only. Sets are saved as plain ``.npy`` files and loaded memory-mapped.
+group on one side only. Optional ``names`` name each image (its source file relative to the
+dataset root, or a generated id) so that reports such as the duplicate audit can point at files.
+Sets are saved as plain ``.npy`` files (names as a unicode array, no pickle) and loaded
+memory-mapped.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ __all__ = ["DataSplits", "ImageSet", "SplitPlan", "format_bytes", "memory_bytes"
 
 @dataclass(frozen=True)
 class ImageSet:
-    """A set of uint8 images (N×C×H×W) with int64 labels and optional group ids."""
+    """A set of uint8 images (N×C×H×W) with int64 labels, optional group ids and names."""
 
     images: np.ndarray
     labels: np.ndarray
     groups: np.ndarray | None = None
+    names: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -42,6 +46,11 @@ class ImageSet:
         object.__setattr__(self, "labels", labels.astype(np.int64, copy=False))
         if self.groups is not None and np.asarray(self.groups).shape != labels.shape:
             raise DataError("groups must have one id per image")
+        if self.names is not None:
+            names = np.asarray(self.names, dtype=str)
+            if names.shape != labels.shape:
+                raise DataError("names must have one name per image")
+            object.__setattr__(self, "names", names)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -60,11 +69,12 @@ class ImageSet:
         """The images at ``index`` (an integer or boolean index), as a new in-memory set."""
         idx = np.asarray(index)
         groups = None if self.groups is None else np.asarray(self.groups)[idx]
-        return ImageSet(np.ascontiguousarray(self.images[idx]), self.labels[idx], groups)
+        names = None if self.names is None else self.names[idx]
+        return ImageSet(np.ascontiguousarray(self.images[idx]), self.labels[idx], groups, names)
 
     @staticmethod
     def concat(sets: Sequence[ImageSet]) -> ImageSet:
-        """Concatenate sets of equal image shape (groups are kept only if all have them)."""
+        """Concatenate sets of equal image shape (groups and names are kept if all have them)."""
         if not sets:
             raise DataError("cannot concatenate zero image sets")
         shapes = {s.image_shape for s in sets}
@@ -73,19 +83,25 @@ class ImageSet:
         groups = None
         if all(s.groups is not None for s in sets):
             groups = np.concatenate([np.asarray(s.groups) for s in sets])
+        names = None
+        if all(s.names is not None for s in sets):
+            names = np.concatenate([np.asarray(s.names) for s in sets])
         return ImageSet(
             np.concatenate([s.images for s in sets]),
             np.concatenate([s.labels for s in sets]),
             groups,
+            names,
         )
 
     def save(self, directory: Path) -> None:
-        """Write ``images.npy``, ``labels.npy`` (and ``groups.npy``) into ``directory``."""
+        """Write ``images.npy``, ``labels.npy`` (and ``groups.npy``, ``names.npy``)."""
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "images.npy", np.ascontiguousarray(self.images))
         np.save(directory / "labels.npy", self.labels)
         if self.groups is not None:
             np.save(directory / "groups.npy", np.asarray(self.groups))
+        if self.names is not None:
+            np.save(directory / "names.npy", np.asarray(self.names, dtype=str), allow_pickle=False)
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = True) -> ImageSet:
@@ -93,10 +109,13 @@ class ImageSet:
         mode: Literal["r"] | None = "r" if mmap else None
         groups_path = directory / "groups.npy"
         groups = np.load(groups_path, allow_pickle=False) if groups_path.exists() else None
+        names_path = directory / "names.npy"
+        names = np.load(names_path, allow_pickle=False) if names_path.exists() else None
         return cls(
             np.load(directory / "images.npy", mmap_mode=mode, allow_pickle=False),
             np.load(directory / "labels.npy", allow_pickle=False),
             groups,
+            names,
         )
 
 
