@@ -98,8 +98,7 @@ def read_header(path: Path, keywords: Sequence[str]) -> dict[str, Any]:
     """
     pydicom = require_pydicom()
     try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True,
-                             specific_tags=[*keywords, "SOPClassUID"])
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=list(keywords))
     except Exception as exc:  # InvalidDicomError, truncated headers, bad tags
         raise ValueError(f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
     meta = getattr(ds, "file_meta", None)
@@ -138,7 +137,8 @@ def _voi_range(pixels: Any, ds: Any) -> tuple[float, float]:
         entries, first = int(voi[0].LUTDescriptor[0] or 2**16), int(voi[0].LUTDescriptor[1])
         table = pixels.apply_voi_lut(np.arange(first, first + entries, dtype=np.int64), ds)
         return float(np.min(table)), float(np.max(table))
-    probe = pixels.apply_voi_lut(np.array([-1e30, 1e30]), ds)
+    with np.errstate(over="ignore"):  # a SIGMOID window's exp() at the extremes
+        probe = pixels.apply_voi_lut(np.array([-1e12, 1e12]), ds)
     return float(np.min(probe)), float(np.max(probe))
 
 
