@@ -24,6 +24,7 @@ ordered and checked as :mod:`.dicom` describes, Modality LUT applied (HU).
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,25 +371,32 @@ class CTMontage(FileDataset):
             if not folder.nifti and not folder.series:
                 raise DataError(f"{'class folder ' if are_classes else ''}{folder.path} holds "
                                 f"no NIfTI volumes or DICOM series\n{self.layout}")
-            for path in folder.nifti:
-                stem = _volume_id(path)
-                volumes.append(Volume(str(path.relative_to(root)), label, stem, (path,)))
-            per_folder: dict[Path, int] = {}
-            for series in folder.series:
-                per_folder[series.files[0].parent] = per_folder.get(series.files[0].parent, 0) + 1
-            for series in folder.series:
-                try:
-                    order = order_series(series, self.params["gap_tolerance"], root)
-                except DataError as exc:
-                    self._fail_or_skip(str(exc), skipped, [f"{series.describe(root)}: {exc}"])
-                    continue
-                where = series.files[0].parent.relative_to(root).as_posix()
-                patient = series.headers[0].get("PatientID")
-                name = where if per_folder[series.files[0].parent] == 1 else "/".join(
-                    [where, *([str(patient)] if patient else []), series.uid])
-                volumes.append(Volume(name, label, series.group, tuple(order.files),
-                                      order.ordered_by))
+            volumes += [Volume(str(p.relative_to(root)), label, _volume_id(p), (p,))
+                        for p in folder.nifti]
+            volumes += self._series_volumes(folder.series, label, skipped)
         return volumes, names, skipped
+
+    def _series_volumes(self, series_list: Sequence[DicomSeries], label: int,
+                        skipped: list[str]) -> list[Volume]:
+        """Ordered, checked DICOM series as volumes, named by folder (and patient and UID
+        when one folder holds several series)."""
+        root = self.root
+        per_folder = Counter(series.files[0].parent for series in series_list)
+        volumes = []
+        for series in series_list:
+            try:
+                order = order_series(series, self.params["gap_tolerance"], root)
+            except DataError as exc:
+                self._fail_or_skip(str(exc), skipped, [f"{series.describe(root)}: {exc}"])
+                continue
+            folder = series.files[0].parent
+            name = folder.relative_to(root).as_posix()
+            if per_folder[folder] > 1:
+                patient = series.headers[0].get("PatientID")
+                name = "/".join([name, *([str(patient)] if patient else []), series.uid])
+            volumes.append(Volume(name, label, series.group, tuple(order.files),
+                                  order.ordered_by))
+        return volumes
 
     def load(self, ctx: RunContext) -> DataSplits:
         """Find, read, window and montage every volume, then split by patient (group)."""
