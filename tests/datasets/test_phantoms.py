@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from medsynbench import RunContext
-from medsynbench.errors import ParameterError
+from medsynbench.errors import DataError, ParameterError
 from medsynbench.plugins.datasets.ct import volume_to_montages, window_hu
 from medsynbench.plugins.datasets.phantom_ct import PhantomCT
 from medsynbench.plugins.datasets.phantom_pathology import CLASS_NAMES, PhantomPathology
@@ -60,7 +60,9 @@ def test_volume_to_montages_tiles_four_slices() -> None:
     assert montages[0, 0, 0, 0] == 0 and montages[0, 0, 0, 8] == 1
     assert montages[0, 0, 8, 0] == 2 and montages[0, 0, 8, 8] == 3
     assert montages[19, 0, 8, 8] == 79
-    short = volume_to_montages(volume[:10], side=16)  # fewer slices: repeated evenly
+    with pytest.raises(DataError, match="10 slices"):  # fewer slices: refused by default
+        volume_to_montages(volume[:10], side=16)
+    short = volume_to_montages(volume[:10], side=16, short_volumes="repeat")  # asked: repeated
     assert short.shape == (20, 1, 16, 16) and short[-1, 0, 8, 8] == 9
 
 
