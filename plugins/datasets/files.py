@@ -4,6 +4,10 @@ missing-data messages, class-folder scanning and the prepared cache.
 Root lookup: the ``root`` parameter when given, else ``$MEDSYNBENCH_DATA/<default_folder>``,
 else ``./data/<default_folder>``. When nothing is there, :meth:`FileDataset.check` raises a
 DataError that says what to download, from where, and the layout expected under the root.
+
+Every image read gets a name (its path relative to the root) and, after the split,
+:meth:`FileDataset.finish_splits` applies the ``duplicates`` policy (see :mod:`.splits`) and
+stores the duplicate report in ``info["duplicates"]``.
 """
 
 from __future__ import annotations
@@ -17,10 +21,19 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
+from medsynbench.hygiene import Fingerprints, fingerprint
 
 from .imageio import FITS, IMAGE_EXTENSIONS, ReadSpec, read_images
 from .prepared import cached_splits, listing_digest
-from .splits import SPLIT_PARAMETERS, split_set
+from .splits import (
+    SPLIT_PARAMETERS,
+    assert_groups_disjoint,
+    dedupe_given,
+    group_duplicates,
+    report_duplicates,
+    split_indices,
+    split_set,
+)
 
 __all__ = ["FILE_PARAMETERS", "FileDataset", "scan_class_folders", "warn_small_splits"]
 
@@ -85,18 +98,31 @@ def scan_class_folders(
     return items, names, ignored
 
 
+MIN_PER_CLASS = 2  # images of a class a random split needs: one on each side
+SMALL_TEST = 50  # below this many test images one image moves accuracy by more than 2 pp
+
+
 def warn_small_splits(splits: Mapping[str, ImageSet], n_classes: int, ctx: RunContext) -> None:
-    """Warn about splits with fewer than 2 images, or classes absent from a split."""
+    """Warn about splits with fewer than 2 images, classes absent from a split, and a test
+    split so small (< 50 images) that one image moves accuracy by more than 2 pp."""
     for name, split in splits.items():
         counts = split.counts(n_classes)
+        messages = []
         if len(split) < 2:
-            message = f"split {name!r} has only {len(split)} image(s): scores on it are noise"
+            messages.append(f"split {name!r} has only {len(split)} image(s): scores on it are "
+                            "noise")
         elif (counts == 0).any() and name in ("train", "test"):
-            message = f"split {name!r} lacks classes {np.flatnonzero(counts == 0).tolist()}"
-        else:
-            continue
-        warnings.warn(message, UserWarning, stacklevel=3)
-        ctx.log(message)
+            messages.append(f"split {name!r} lacks classes "
+                            f"{np.flatnonzero(counts == 0).tolist()}")
+        if name == "test" and 0 < len(split) < SMALL_TEST:
+            messages.append(
+                f"split 'test' has {len(split)} images: one image moves accuracy by "
+                f"{100 / len(split):.1f} pp (resolution), more than 2 pp; accuracy differences "
+                f"below that are noise — use at least {SMALL_TEST} test images"
+            )
+        for message in messages:
+            warnings.warn(message, UserWarning, stacklevel=3)
+            ctx.log(message)
 
 
 class FileDataset(Dataset):
@@ -156,7 +182,8 @@ class FileDataset(Dataset):
         self, paths: Sequence[Path], labels: Sequence[int], ctx: RunContext, what: str,
         groups: Sequence[Any] | None = None,
     ) -> tuple[ImageSet, dict[str, Any]]:
-        """Decode files into an ImageSet; unreadable and upsampled counts go into the info."""
+        """Decode files into an ImageSet named by :meth:`image_name`; unreadable and upsampled
+        counts go into the info."""
         result = read_images(
             paths, self.read_spec(), ctx, f"{self.name}: {what}",
             on_error=self.params.get("on_error", "fail"),
@@ -171,15 +198,79 @@ class FileDataset(Dataset):
         kept = np.asarray(result.kept, dtype=np.int64)
         label_array = np.asarray(labels, dtype=np.int64)[kept]
         group_array = None if groups is None else np.asarray(groups)[kept]
+        names = np.asarray([self.image_name(paths[i]) for i in kept.tolist()], dtype=str)
         info = {"skipped_files": [str(p) for p, _ in result.skipped],
                 "upsampled": result.upsampled}
-        return ImageSet(result.images, label_array, group_array), info
+        return ImageSet(result.images, label_array, group_array, names), info
+
+    def image_name(self, path: Path) -> str:
+        """A file's name in reports: its path relative to the root (else as given)."""
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+    def finish_splits(
+        self, sets: Mapping[str, ImageSet], class_names: Sequence[str], ctx: RunContext
+    ) -> tuple[dict[str, ImageSet], dict[str, Any]]:
+        """Apply the ``duplicates`` policy, split ``{"all": set}`` randomly (group-aware), check
+        class sizes, audit and warn; returns the splits and info entries (split, duplicates)."""
+        policy = self.params.get("duplicates", "group")
+        n_classes = len(class_names)
+        info: dict[str, Any] = {}
+        if "all" in sets:
+            data = sets["all"]
+            prints = fingerprint(np.asarray(data.images))
+            grouped, prints, dropped = group_duplicates(
+                data, prints, policy, bool(self.params.get("group_split", True)))
+            self.check_class_sizes(grouped, class_names)
+            use_groups = bool(self.params.get("group_split", True)) or grouped.groups is not (
+                data.groups)
+            removed = {"all": dropped} if dropped else {}
+            out, out_prints = self._split_random(grouped, prints, use_groups)
+            if use_groups:
+                assert_groups_disjoint(out)
+            info["split"] = {"kind": "random", "seed": self.params["split_seed"],
+                             "group_aware": use_groups}
+        else:
+            given = {s: fingerprint(np.asarray(d.images)) for s, d in sets.items()}
+            out, out_prints, removed = dedupe_given(sets, given, policy)
+            info["split"] = {"kind": "folders"}
+        report = report_duplicates(out, policy, removed, ctx.log, self.name, out_prints)
+        info["duplicates"] = report.to_json()
+        warn_small_splits(out, n_classes, ctx)
+        return out, info
 
     def split_random(self, data: ImageSet) -> dict[str, ImageSet]:
-        """train/val/test by the split parameters (group-aware when the set has groups)."""
+        """train/val/test by the split parameters (group-aware when the set has groups), with
+        no duplicate policy: :meth:`finish_splits` adds it (and the audit)."""
         fractions = {"train": 0.0, "val": self.params["val_fraction"],
                      "test": self.params["test_fraction"]}
         return split_set(data, fractions, self.params["split_seed"], self.params["group_split"])
+
+    def _split_random(
+        self, data: ImageSet, prints: Fingerprints, use_groups: bool
+    ) -> tuple[dict[str, ImageSet], dict[str, Fingerprints]]:
+        fractions = {"train": 0.0, "val": self.params["val_fraction"],
+                     "test": self.params["test_fraction"]}
+        groups = np.asarray(data.groups) if use_groups and data.groups is not None else None
+        index = split_indices(data.labels, fractions, self.params["split_seed"], groups)
+        index = {k: v for k, v in index.items() if len(v) or k != "val"}
+        return ({k: data.subset(v) for k, v in index.items()},
+                {k: prints.subset(v) for k, v in index.items()})
+
+    def check_class_sizes(self, data: ImageSet, class_names: Sequence[str]) -> None:
+        """A random split needs 2 images of every class (one for train, one for test): else
+        one DataError naming the classes (raised before anything is cached)."""
+        counts = data.counts(len(class_names))
+        short = [f"{name!r} has {int(n)}" for name, n in zip(class_names, counts, strict=True)
+                 if n < MIN_PER_CLASS]
+        if short:
+            raise DataError(
+                f"dataset {self.name!r}: a random split needs at least {MIN_PER_CLASS} images "
+                f"of every class (one for train, one for test); {', '.join(short)} image(s). Add "
+                "images of those classes or remove their folders; nothing was prepared"
+            )
 
     def prepare(self, ctx: RunContext, sources: Iterable[Path], build: Any) -> DataSplits:
         """Run ``build()`` through the prepared cache keyed by ``sources`` and parameters."""

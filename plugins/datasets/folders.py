@@ -4,12 +4,28 @@
 A root either holds split folders (``train/``, ``val/``, ``test/``, each with one folder per
 class; the split is then kept as given) or class folders directly (then a seeded, stratified,
 group-aware split is made with ``val_fraction``/``test_fraction``).
+
+Group ids (patient, slide, source tile) come from ``group_by``:
+
+* ``manifest:COLUMN`` — a CSV (``manifest``, default ``<root>/MANIFEST.csv``) with a ``file``
+  column (path relative to the root, or a bare file name) and the group column;
+* ``dicom:KEYWORD`` — a DICOM header tag such as ``PatientID`` or ``StudyInstanceUID``, read
+  without pixels (needs pydicom);
+* ``regex:PATTERN`` — group 1 of a regular expression searched in the file stem
+  (``group_regex`` of ``imagefolder`` is an alias).
+
+Without ``group_by`` each dataset uses its own rule (kaggle-cxr: the manifest's
+``patient_key`` when there is one, else the file-name pattern; lc25000: the manifest's
+``group_id``; bcss-lizard: the slide in the file name). Groups are resolved before any image is
+decoded, so a bad manifest or tag fails at once and caches nothing. Given split folders are
+kept, but groups that straddle them are warned about (``resplit = true`` re-splits by group).
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,10 +33,12 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
+from PIL import Image
 
 from .bias import BIAS_PARAMETERS, apply_bias
-from .files import FILE_PARAMETERS, FileDataset, scan_class_folders, warn_small_splits
-from .splits import SPLIT_PARAMETERS, assert_groups_disjoint
+from .dicom import read_header
+from .files import FILE_PARAMETERS, FileDataset, scan_class_folders
+from .splits import SPLIT_PARAMETERS
 
 __all__ = ["LC25000", "BcssLizard", "ClassFolderDataset", "ImageFolder", "KaggleCXR", "Kather2016"]
 
@@ -41,13 +59,40 @@ def _regex(value: str | None) -> str | None:
 
 RESPLIT = Param(False, bool, "merge the given split folders and re-split randomly "
                 "(group-aware) with val_fraction/test_fraction")
+GROUP_SOURCES = ("manifest", "dicom", "regex")
+
+
+def _group_by(value: str | None) -> str | None:
+    if value is None:
+        return None
+    kind, sep, what = value.partition(":")
+    if not sep or kind not in GROUP_SOURCES or not what:
+        return ("expected manifest:COLUMN, dicom:KEYWORD (e.g. dicom:PatientID) or "
+                f"regex:PATTERN, got {value!r}")
+    return _regex(what) if kind == "regex" else None
+
+
+GROUP_PARAMETERS: dict[str, Param] = {
+    "group_by": Param(None, str, "group ids from manifest:COLUMN, dicom:KEYWORD (e.g. "
+                      "dicom:PatientID) or regex:PATTERN on file names (None: the dataset's "
+                      "own rule)", nullable=True, check=_group_by),
+    "manifest": Param(None, str, "CSV with a file column (relative to root, or file names) "
+                      "for group_by = manifest:COLUMN (None: <root>/MANIFEST.csv)",
+                      nullable=True),
+}
+FOLDER_PARAMETERS: dict[str, Param] = {
+    **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT, **GROUP_PARAMETERS}
+
+
+def _listing(items: Sequence[str], limit: int = 10) -> str:
+    more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
+    return "".join(f"\n  {item}" for item in items[:limit]) + more
 
 
 class ClassFolderDataset(FileDataset):
     """Class folders, optionally under split folders; see the module docstring."""
 
-    parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT}
+    parameters: ClassVar[dict[str, Param]] = FOLDER_PARAMETERS
     class_names_fixed: ClassVar[tuple[str, ...] | None] = None
     group_pattern: ClassVar[str | None] = None  # regex on the file stem; group 1 = group id
 
@@ -66,13 +111,105 @@ class ClassFolderDataset(FileDataset):
             raise DataError(f"{base} has split folders {sorted(found)} but no train/ folder")
         return found
 
-    def group_of(self, path: Path) -> str | None:
-        """Group id of a file (patient, slide, tile) from ``group_regex`` or the class pattern."""
-        pattern = self.params.get("group_regex") or self.group_pattern
-        if not pattern:
+    def group_rule(self) -> str | None:
+        """``group_by``, else ``group_regex`` (alias), else :meth:`default_group_rule`."""
+        if self.params.get("group_by"):
+            return str(self.params["group_by"])
+        if self.params.get("group_regex"):
+            return f"regex:{self.params['group_regex']}"
+        return self.default_group_rule()
+
+    def default_group_rule(self) -> str | None:
+        """The dataset's own rule: its file-name pattern, if any."""
+        return f"regex:{self.group_pattern}" if self.group_pattern else None
+
+    def manifest_path(self) -> Path:
+        """The manifest CSV: ``manifest`` (relative to the root, or absolute) or MANIFEST.csv."""
+        given = self.params.get("manifest")
+        if not given:
+            return self.root / "MANIFEST.csv"
+        path = Path(given).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    def manifest_groups(self, column: str, files: Sequence[Path]) -> dict[Path, str]:
+        """Group of each of ``files`` from the manifest's ``column`` (files it lacks: absent).
+
+        One DataError for a missing manifest, a missing ``file`` or group column (naming the
+        columns it has), or rows naming files that do not exist (listing them).
+        """
+        manifest = self.manifest_path()
+        if not manifest.is_file():
+            raise DataError(f"dataset {self.name!r}: group_by = manifest:{column} but there is "
+                            f"no manifest at {manifest}; set manifest = \"<path to the CSV>\"")
+        with manifest.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            lacking = [c for c in ("file", column) if c not in columns]
+            if lacking:
+                raise DataError(
+                    f"{manifest} lacks the column(s) {', '.join(lacking)} needed for group_by = "
+                    f"manifest:{column}; it has {', '.join(columns) or 'no columns'}"
+                )
+            rows = [(row["file"], row[column]) for row in reader]
+        by_path = {f.resolve(): f for f in files}
+        by_name: dict[str, list[Path]] = {}
+        for f in files:
+            by_name.setdefault(f.name, []).append(f)
+        groups: dict[Path, str] = {}
+        missing = []
+        for name, group in rows:
+            if "/" in name or "\\" in name:
+                target = (self.root / name).resolve()
+                if target in by_path:
+                    groups[by_path[target]] = group
+                elif not target.exists():
+                    missing.append(name)
+            elif name in by_name:
+                for f in by_name[name]:
+                    groups[f] = group
+            elif not (self.root / name).exists():
+                missing.append(name)
+        if missing:
+            raise DataError(
+                f"{manifest} names {len(missing)} file(s) that do not exist under {self.root}:"
+                f"{_listing(missing)}\nFix the manifest's file column (paths relative to the "
+                "root, or file names) or point root at the folder it describes"
+            )
+        return groups
+
+    def resolve_groups(self, files: Sequence[Path], ctx: RunContext) -> list[str] | None:
+        """Group id of every file by :meth:`group_rule` (None: no groups), before decoding."""
+        rule = self.group_rule()
+        if rule is None:
             return None
-        match = re.search(pattern, path.stem)
-        return match.group(1) if match else path.stem
+        kind, _, what = rule.partition(":")
+        if kind == "regex":
+            matches = [re.search(what, f.stem) for f in files]
+            return [m.group(1) if m else f.stem for m, f in zip(matches, files, strict=True)]
+        if kind == "manifest":
+            found = self.manifest_groups(what, files)
+            absent = [f for f in files if f not in found]
+            if absent:
+                ctx.log(f"{self.name}: {len(absent)} file(s) are not in the manifest; each is "
+                        f"its own group, e.g. {self.image_name(absent[0])}")
+            return [found.get(f, f"file:{self.image_name(f)}") for f in files]
+        groups, unreadable = [], []
+        for f in files:
+            try:
+                value = read_header(f, [what]).get(what)
+            except ValueError as exc:
+                unreadable.append(f"{self.image_name(f)}: {exc}")
+                continue
+            if value in (None, "", []):
+                unreadable.append(f"{self.image_name(f)}: no {what} tag")
+            groups.append(str(value))
+        if unreadable:
+            raise DataError(
+                f"dataset {self.name!r}: group_by = dicom:{what} needs the tag in every file; "
+                f"{len(unreadable)} of {len(files)} lack it:{_listing(unreadable)}\nUse another "
+                "group_by (manifest:COLUMN, regex:PATTERN) or remove those files"
+            )
+        return groups
 
     def label_map(self, folder_names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
         """Output class names and folder-label → output-label (-1: drop). Identity here."""
@@ -96,41 +233,61 @@ class ClassFolderDataset(FileDataset):
         return per_split, names, ignored
 
     def load(self, ctx: RunContext) -> DataSplits:
-        """Scan, read (through the prepared cache) and split."""
+        """Scan, resolve groups, read (through the prepared cache), apply the duplicates
+        policy and split."""
         per_split, folder_names, ignored = self.scan()
         class_names, mapping = self.label_map(folder_names)
         if ignored:
             ctx.log(f"{self.name}: ignored {len(ignored)} non-image files, e.g. {ignored[0]}")
+        kept = {split: [(p, int(mapping[c])) for p, c in items if mapping[c] >= 0]
+                for split, items in per_split.items()}
+        groups = {split: self.resolve_groups([p for p, _ in items], ctx)
+                  for split, items in kept.items()}
+        if "all" not in kept:
+            self.warn_groups_across(kept, groups, ctx)
         sources = [p for items in per_split.values() for p, _ in items]
+        rule = self.group_rule()
+        if rule and rule.startswith("manifest:"):
+            sources.append(self.manifest_path())  # an edited manifest is a new preparation
 
         def build() -> DataSplits:
             sets: dict[str, ImageSet] = {}
             info: dict[str, Any] = {"skipped_files": [], "upsampled": 0,
-                                    "ignored_files": len(ignored), **self.describe()}
-            for split, items in per_split.items():
-                kept = [(p, int(mapping[c])) for p, c in items if mapping[c] >= 0]
-                groups = [self.group_of(p) for p, _ in kept]
-                has_groups = any(g is not None for g in groups)
+                                    "ignored_files": len(ignored), "groups_from": rule,
+                                    **self.describe()}
+            for split, items in kept.items():
                 data, read_info = self.read(
-                    [p for p, _ in kept], [c for _, c in kept], ctx, split,
-                    groups if has_groups else None,
-                )
+                    [p for p, _ in items], [c for _, c in items], ctx, split, groups[split])
                 info["skipped_files"] += read_info["skipped_files"]
                 info["upsampled"] += read_info["upsampled"]
                 if len(data) or split in ("train", "test", "all"):
                     sets[split] = data  # an empty val/extra split folder is dropped
-            if "all" in sets:
-                sets = self.split_random(sets.pop("all"))
-                if self.params["group_split"]:
-                    assert_groups_disjoint(sets)
-                info["split"] = {"kind": "random", "seed": self.params["split_seed"],
-                                 "group_aware": bool(self.params["group_split"])}
-            else:
-                info["split"] = {"kind": "folders"}
-            warn_small_splits(sets, len(class_names), ctx)
+            sets, split_info = self.finish_splits(sets, class_names, ctx)
+            info.update(split_info)
             return DataSplits(sets, class_names, self.modality, info)
 
         return self.prepare(ctx, sources, build)
+
+    def warn_groups_across(
+        self, kept: dict[str, list[tuple[Path, int]]], groups: dict[str, list[str] | None],
+        ctx: RunContext,
+    ) -> None:
+        """Given split folders are kept: warn, naming them, about groups found in two splits."""
+        seen: dict[str, str] = {}
+        across: dict[str, list[str]] = {}
+        for split in kept:
+            for group in dict.fromkeys(groups[split] or []):
+                if group in seen and seen[group] != split:
+                    across.setdefault(group, [seen[group]]).append(split)
+                seen.setdefault(group, split)
+        if across:
+            examples = ", ".join(f"{g} ({'/'.join(s)})" for g, s in list(across.items())[:5])
+            message = (f"{self.name}: {len(across)} group(s) ({self.group_rule()}) appear in more "
+                       f"than one of the given split folders, e.g. {examples}: near-copies of "
+                       "one patient/slide leak across the split; set resplit = true to re-split "
+                       "by group")
+            warnings.warn(message, UserWarning, stacklevel=3)
+            ctx.log(message)
 
 
 class ImageFolder(ClassFolderDataset):
@@ -147,10 +304,11 @@ class ImageFolder(ClassFolderDataset):
         "  <root>/{train,val,test}/<class>/*.png ...  (split kept as given)"
     )
     parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT,
+        **FOLDER_PARAMETERS,
         "channels": Param(3, int, "1: grayscale, 3: RGB", choices=(1, 3)),
         "group_regex": Param(None, str, "regex on file names; group 1 is the group id "
-                             "(e.g. '^(patient\\d+)_')", nullable=True, check=_regex),
+                             "(e.g. '^(patient\\d+)_'); alias of group_by = regex:...",
+                             nullable=True, check=_regex),
         "modality": Param("unspecified", str, "modality recorded with the data"),
     }
 
@@ -168,7 +326,19 @@ class ImageFolder(ClassFolderDataset):
 
 
 class KaggleCXR(ClassFolderDataset):
-    """Pediatric chest X-ray pneumonia (Kermany et al.; Kaggle 'chest-xray-pneumonia')."""
+    """Pediatric chest X-ray pneumonia (Kermany et al.; Kaggle 'chest-xray-pneumonia').
+
+    Reads the Kaggle layout (``chest_xray/chest_xray/{train,val,test}/...`` JPEGs) and the
+    shared 128-px PNG copy (``chest_xray/{train,val,test}/...`` plus ``MANIFEST.csv``).
+    Groups: with a manifest that has ``patient_key`` (class:subtype:patient, e.g.
+    ``PNEUMONIA:bacteria:person1``) that column, because 170 ``personN`` numbers occur in both
+    train and test — always as bacteria in one and virus in the other, two independently
+    numbered series — so grouping by ``patient_id`` alone would call the official split
+    leaky; with ``patient_key`` it is patient-disjoint. ``group_by = "manifest:patient_id"``
+    takes the cautious reading. Without a manifest: the patient number in the file name.
+    Resolution: 512 by default, or the files' own side when they are square and smaller
+    (the 128-px copy), so nothing is upsampled unless asked.
+    """
 
     name: ClassVar[str] = "kaggle-cxr"
     modality: ClassVar[str] = "xray"
@@ -190,10 +360,36 @@ class KaggleCXR(ClassFolderDataset):
         "  <root>/test/{NORMAL,PNEUMONIA}/*.jpeg    (624)"
     )
     class_names_fixed: ClassVar[tuple[str, ...] | None] = ("NORMAL", "PNEUMONIA")
-    parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT, **BIAS_PARAMETERS}
+    parameters: ClassVar[dict[str, Param]] = {**FOLDER_PARAMETERS, **BIAS_PARAMETERS}
     # person123_bacteria_456 / IM-0115-0001 / NORMAL2-IM-1427-0001: the patient number.
     group_pattern: ClassVar[str | None] = r"^(person\d+|(?:NORMAL2-)?IM-\d+)"
+
+    def default_group_rule(self) -> str | None:
+        manifest = self.manifest_path()
+        if manifest.is_file():
+            with manifest.open(newline="") as handle:
+                columns = next(csv.reader(handle), [])
+            if "file" in columns and "patient_key" in columns:
+                return "manifest:patient_key"
+        return super().default_group_rule()
+
+    @property
+    def resolution(self) -> int | None:
+        if self.params.get("resolution"):
+            return int(self.params["resolution"])
+        side = getattr(self, "_source_side", None)
+        return side if side and side < 512 else 512
+
+    def scan(self) -> tuple[dict[str, list[tuple[Path, int]]], tuple[str, ...], list[Path]]:
+        found = super().scan()
+        first = next((p for items in found[0].values() for p, _ in items), None)
+        if first is not None and not self.params.get("resolution"):
+            try:
+                with Image.open(first) as img:
+                    self._source_side = img.size[0] if img.size[0] == img.size[1] else None
+            except OSError:
+                self._source_side = None
+        return found
 
     def data_root(self) -> Path:
         # The Kaggle zip nests chest_xray/chest_xray/ (and a __MACOSX copy).
@@ -238,7 +434,7 @@ class Kather2016(ClassFolderDataset):
     layout: ClassVar[str] = "  <root>/{01_TUMOR,02_STROMA,...,08_EMPTY}/*.tif   (625 per class)"
     class_names_fixed: ClassVar[tuple[str, ...] | None] = KATHER_FOLDERS
     parameters: ClassVar[dict[str, Param]] = {
-        **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT,
+        **FOLDER_PARAMETERS,
         "classes": Param("kather8", str, "kather8: the 8 folders; pathology6: mapped onto the "
                          "pathology study's classes (COMPLEX, EMPTY dropped)",
                          choices=("kather8", "pathology6")),
@@ -302,29 +498,19 @@ class LC25000(ClassFolderDataset):
             return {"all": items}, tuple(self.class_names_fixed or ()), ignored
         return super().scan()
 
-    def _manifest_groups(self) -> dict[str, str]:
-        manifest = self.root / "MANIFEST.csv"
-        if not manifest.is_file():
-            return {}
-        with manifest.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "file" not in reader.fieldnames or (
-                "group_id" not in reader.fieldnames
-            ):
-                raise DataError(
-                    f"{manifest} needs the columns file and group_id; it has "
-                    f"{', '.join(reader.fieldnames or [])}"
-                )
-            return {Path(row["file"]).name: row["group_id"] for row in reader}
+    def default_group_rule(self) -> str | None:
+        return "manifest:group_id" if self.manifest_path().is_file() else None
 
-    def group_of(self, path: Path) -> str | None:
-        if not hasattr(self, "_groups"):
-            self._groups = self._manifest_groups()
-        group = self._groups.get(path.name)
-        return None if group is None else f"{path.parent.name}/{group}"
+    def resolve_groups(self, files: Sequence[Path], ctx: RunContext) -> list[str] | None:
+        groups = super().resolve_groups(files, ctx)
+        if groups is None or self.params.get("group_by"):
+            return groups
+        # LC25000-clean numbers its clusters per class: the class makes them unique.
+        return [g if g.startswith("file:") else f"{f.parent.name}/{g}"
+                for f, g in zip(files, groups, strict=True)]
 
     def load(self, ctx: RunContext) -> DataSplits:
-        if not (self.root / "MANIFEST.csv").is_file():
+        if self.group_rule() is None:
             ctx.log(
                 "lc25000: no MANIFEST.csv with group_id: LC25000 holds rotated/flipped copies "
                 "of each source tile, so a random split leaks near-duplicates across splits"

@@ -3,19 +3,46 @@
 Groups are whatever makes images near-copies of each other or of one person: a patient, a
 slide, a CT volume, an LC25000 source tile. A group-aware split keeps every group on exactly
 one side, so no near-duplicate leaks between train and test (or into real-vs-real metrics).
+
+Duplicate images (exact or near copies found by :mod:`medsynbench.hygiene`, whatever their
+names) follow the ``duplicates`` parameter, the user's choice, safe by default:
+
+* ``group`` (default): before a random split every duplicate cluster joins one group (merged
+  with the groups its images already had), so copies never straddle splits. Given split
+  folders cannot be regrouped: held-out copies (val/test) of an image in an earlier split
+  (train first) are dropped from the held-out side, counted and named in a warning.
+* ``drop``: one image per cluster is kept everywhere (the first: train first, then file order).
+* ``report``: nothing changes (e.g. to reproduce a published split), with a loud warning.
+
+Cross-split duplicates that remain are always warned about by name, and the report goes into
+the dataset's ``info["duplicates"]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from medsynbench import ImageSet, Param
 from medsynbench.errors import DataError
+from medsynbench.hygiene import (
+    POLICIES,
+    DuplicateReport,
+    Fingerprints,
+    audit,
+    clusters_of,
+    duplicate_clusters,
+    fingerprint,
+)
 
 __all__ = [
+    "DUPLICATES",
     "SPLIT_PARAMETERS",
     "assert_groups_disjoint",
+    "dedupe_given",
+    "group_duplicates",
+    "report_duplicates",
     "split_indices",
     "split_set",
 ]
@@ -33,6 +60,12 @@ SPLIT_PARAMETERS: dict[str, Param] = {
         True, bool, "keep each group (patient, slide, source tile) on one side of the split"
     ),
 }
+DUPLICATES = Param(
+    "group", str, "exact/near-duplicate images: group (copies stay on one side; held-out "
+    "copies of train images in given split folders are dropped), drop (keep one per "
+    "cluster), report (change nothing, warn)", choices=POLICIES,
+)
+SPLIT_PARAMETERS["duplicates"] = DUPLICATES
 
 
 def split_indices(
@@ -102,3 +135,113 @@ def assert_groups_disjoint(splits: Mapping[str, ImageSet]) -> None:
                     "would leak across the split; use a group-aware split"
                 )
             seen[key] = name
+
+
+# --- duplicates --------------------------------------------------------------------------------
+def _name_list(data: ImageSet, split: str) -> list[str]:
+    if data.names is not None:
+        return [str(n) for n in data.names]
+    return [f"{split}[{i}]" for i in range(len(data))]
+
+
+def _examples(names: Sequence[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def group_duplicates(
+    data: ImageSet, prints: Fingerprints, policy: str, use_groups: bool = True
+) -> tuple[ImageSet, Fingerprints, list[str]]:
+    """Before a random split: ``group`` merges each duplicate cluster into one group (with the
+    groups its images had, when ``use_groups``), ``drop`` keeps the first image of each
+    cluster; returns the set, its fingerprints and the names dropped."""
+    clusters = duplicate_clusters(prints) if policy != "report" else []
+    if not clusters:
+        return data, prints, []
+    if policy == "drop":
+        dropped = np.concatenate([c[1:] for c in clusters])
+        keep = np.setdiff1d(np.arange(len(data)), dropped)
+        names = _name_list(data, "all")
+        return data.subset(keep), prints.subset(keep), [names[i] for i in dropped.tolist()]
+    base = (np.asarray(data.groups).astype(str) if use_groups and data.groups is not None
+            else np.asarray([f"image:{i}" for i in range(len(data))]))
+    _, same = np.unique(base, return_inverse=True)
+    order = np.argsort(same, kind="stable")
+    linked = np.flatnonzero(same[order][1:] == same[order][:-1])
+    pairs_i = [order[linked]] + [c[:-1] for c in clusters]
+    pairs_j = [order[linked + 1]] + [c[1:] for c in clusters]
+    merged = base.astype(object)
+    for k, members in enumerate(clusters_of(len(data), np.concatenate(pairs_i),
+                                            np.concatenate(pairs_j))):
+        originals = sorted(set(base[members].tolist()))
+        if len(originals) > 1:
+            merged[members] = f"dup{k}:{originals[0]}"
+    groups = np.asarray(merged.tolist(), dtype=str)
+    return ImageSet(data.images, data.labels, groups, data.names), prints, []
+
+
+def dedupe_given(
+    sets: Mapping[str, ImageSet], prints: Mapping[str, Fingerprints], policy: str
+) -> tuple[dict[str, ImageSet], dict[str, Fingerprints], dict[str, list[str]]]:
+    """Given splits (train first): ``group`` drops held-out copies of images in an earlier
+    split, ``drop`` keeps one image per cluster everywhere; returns sets, fingerprints and the
+    names dropped per split."""
+    order = ["train", *[s for s in sets if s != "train"]]
+    if policy == "report" or not order:
+        return dict(sets), dict(prints), {}
+    offsets = np.cumsum([0] + [len(sets[s]) for s in order])
+    every = Fingerprints.concat([prints[s] for s in order])
+    drop = np.zeros(len(every), dtype=bool)
+    for members in duplicate_clusters(every):
+        split_of = np.searchsorted(offsets, members, side="right") - 1
+        if policy == "drop":
+            drop[members[1:]] = True
+        else:
+            drop[members[split_of > split_of.min()]] = True
+    out_sets, out_prints, removed = {}, {}, {}
+    for k, split in enumerate(order):
+        local = drop[offsets[k]:offsets[k + 1]]
+        keep = np.flatnonzero(~local)
+        out_sets[split] = sets[split].subset(keep) if local.any() else sets[split]
+        out_prints[split] = prints[split].subset(keep)
+        if local.any():
+            names = _name_list(sets[split], split)
+            removed[split] = [names[i] for i in np.flatnonzero(local).tolist()]
+    return {s: out_sets[s] for s in sets}, {s: out_prints[s] for s in sets}, removed
+
+
+def report_duplicates(
+    sets: Mapping[str, ImageSet],
+    policy: str,
+    removed: Mapping[str, Sequence[str]],
+    log: Callable[[str], None],
+    what: str,
+    prints: Mapping[str, Fingerprints] | None = None,
+) -> DuplicateReport:
+    """Audit the final splits, warn about what the policy dropped and what still leaks."""
+    prints = prints or {s: fingerprint(np.asarray(d.images)) for s, d in sets.items()}
+    report = audit(sets, policy=policy, removed=removed, fingerprints=prints)
+    messages = []
+    for split, names in removed.items():
+        reason = ("copies of images in another split" if policy == "group"
+                  else "duplicates of a kept image")
+        messages.append(f"{what}: duplicates = {policy!r} dropped {len(names)} {split} "
+                        f"image(s), {reason}: {_examples(names)}")
+    leaks = report.cross_split
+    if leaks:
+        fix = ("" if policy != "report" else "; set duplicates = \"group\" (default) to keep "
+               "copies on one side, or \"drop\" to keep one per cluster")
+        messages.append(
+            f"{what}: {len(leaks)} cluster(s) of duplicate images straddle splits "
+            f"({report.totals()['exact_across']} exact, {report.totals()['near_across']} near "
+            f"pairs across splits){fix}:\n{report.describe_leaks()}"
+        )
+    within = report.totals()["exact_within"] + report.totals()["near_within"]
+    if within:
+        log(f"{what}: {within} duplicate pair(s) within splits (not a leak): "
+            + ", ".join(f"{s} {v['exact']} exact / {v['near']} near"
+                        for s, v in report.within.items() if v["exact"] or v["near"]))
+    for message in messages:
+        warnings.warn(message, UserWarning, stacklevel=3)
+        log(message)
+    return report

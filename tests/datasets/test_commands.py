@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 import pytest
-from dataset_fakes import make_class_tree
+from dataset_fakes import make_class_tree, write_image
 from medsynbench.errors import DataError, ParameterError
 from medsynbench.plugins.datasets import commands
 from PIL import Image
 
 # Tiny fixtures make tiny splits: that warning is expected here (and tested on its own).
-pytestmark = pytest.mark.filterwarnings("ignore:split .* has only")
+pytestmark = [pytest.mark.filterwarnings("ignore:split .* has only"),
+              pytest.mark.filterwarnings("ignore:split 'test' has .* images")]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +32,10 @@ def test_info_prints_counts_imbalance_and_writes_mosaic(
 ) -> None:
 
 
-    root = make_class_tree(tmp_path / "tree", {"rare": 2, "common": 8})
+    root = tmp_path / "tree"
+    for k, (name, n) in enumerate({"rare": 2, "common": 8}.items()):
+        for i in range(n):  # distinct noise: no duplicates across the classes
+            write_image(root / name / f"img_{i}.png", value=40 * k, seed=100 * k + i)
     out = tmp_path / "mosaic.png"
     code = _run(["data", "info", "imagefolder", "--root", str(root), "--set", "channels=1",
                  "--set", "test_fraction=0.5", "--set", "val_fraction=0", "--out", str(out)])

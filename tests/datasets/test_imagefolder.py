@@ -13,11 +13,23 @@ from medsynbench.plugins.datasets.folders import ImageFolder
 from PIL import Image
 
 # Tiny fixtures make tiny splits: that warning is expected here (and tested on its own).
-pytestmark = pytest.mark.filterwarnings("ignore:split .* has only")
+pytestmark = [pytest.mark.filterwarnings("ignore:split .* has only"),
+              pytest.mark.filterwarnings("ignore:split 'test' has .* images"),
+              pytest.mark.filterwarnings("ignore:.*duplicate images straddle splits")]
 
 
 def _load(root: Path, ctx: RunContext, **params):
     return ImageFolder(root=str(root), **params).load(ctx)
+
+
+def _distinct_tree(root: Path, classes: dict[str, int], offset: int, mode: str = "L") -> Path:
+    """Like make_class_tree, but no image is a copy of another (in this tree or one made with
+    another ``offset``): distinct noise per class and image."""
+    for k, (name, n) in enumerate(classes.items()):
+        for i in range(n):
+            write_image(root / name / f"img_{i}.png", mode=mode, value=40 * k,
+                        seed=offset + 100 * k + i)
+    return root
 
 
 def test_class_folders_are_split_stratified(class_tree: Path, ctx: RunContext) -> None:
@@ -30,9 +42,9 @@ def test_class_folders_are_split_stratified(class_tree: Path, ctx: RunContext) -
 
 
 def test_split_folders_are_kept(tmp_path: Path, ctx: RunContext) -> None:
-    make_class_tree(tmp_path / "train", {"a": 3, "b": 3}, mode="RGB")
-    make_class_tree(tmp_path / "test", {"a": 2, "b": 1}, mode="RGB")
-    make_class_tree(tmp_path / "val", {"a": 1, "b": 1}, mode="RGB")
+    _distinct_tree(tmp_path / "train", {"a": 3, "b": 3}, 0, mode="RGB")
+    _distinct_tree(tmp_path / "test", {"a": 2, "b": 1}, 1000, mode="RGB")
+    _distinct_tree(tmp_path / "val", {"a": 1, "b": 1}, 2000, mode="RGB")
     data = _load(tmp_path, ctx)
     assert set(data.splits) == {"train", "val", "test"}
     assert data.test.counts(2).tolist() == [2, 1]
@@ -90,7 +102,8 @@ def test_sixteen_bit_png_is_windowed_not_clipped(tmp_path: Path, ctx: RunContext
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(ramp).save(path)
             assert Image.open(path).mode.startswith("I")
-    data = _load(tmp_path, ctx, channels=1, test_fraction=0.5, val_fraction=0.0)
+    data = _load(tmp_path, ctx, channels=1, test_fraction=0.5, val_fraction=0.0,
+                 duplicates="report")  # four copies of one ramp
     image = data.train.images[0, 0]
     assert image.min() <= 1 and image.max() >= 254  # full range used...
     assert len(np.unique(image)) > 200  # ...and the ramp kept, not saturated at 255
@@ -108,7 +121,8 @@ def test_rgba_and_palette_images(tmp_path: Path, ctx: RunContext) -> None:
     )
     palette.save(tmp_path / "b" / "pal.png")
     palette.save(tmp_path / "b" / "pal2.png")
-    data = _load(tmp_path, ctx, channels=3, test_fraction=0.5, val_fraction=0.0)
+    data = _load(tmp_path, ctx, channels=3, test_fraction=0.5, val_fraction=0.0,
+                 duplicates="report")  # two copies per class
     both = np.concatenate([data.train.images, data.test.images])
     labels = np.concatenate([data.train.labels, data.test.labels])
     assert both.shape[1] == 3
@@ -129,10 +143,10 @@ def test_non_square_fit_modes(tmp_path: Path, ctx: RunContext) -> None:
     make_class_tree(tmp_path, {"a": 2, "b": 2}, size=(40, 20))
     for fit in ("stretch", "crop", "pad"):
         data = _load(tmp_path, ctx, channels=1, resolution=16, fit=fit, test_fraction=0.5,
-                     val_fraction=0.0)
+                     val_fraction=0.0, duplicates="report")
         assert data.train.image_shape == (1, 16, 16)
     padded = _load(tmp_path, ctx, channels=1, resolution=16, fit="pad", test_fraction=0.5,
-                   val_fraction=0.0)
+                   val_fraction=0.0, duplicates="report")
     assert padded.train.images[:, 0, 0, :].max() == 0  # black bars above the image
 
 
@@ -153,8 +167,8 @@ def test_non_image_files_are_ignored(class_tree: Path, ctx: RunContext) -> None:
 
 
 def test_split_with_one_image_warns(tmp_path: Path, ctx: RunContext) -> None:
-    make_class_tree(tmp_path / "train", {"a": 2, "b": 2})
-    make_class_tree(tmp_path / "test", {"a": 1})
+    _distinct_tree(tmp_path / "train", {"a": 2, "b": 2}, 0)
+    _distinct_tree(tmp_path / "test", {"a": 1}, 1000)
     with pytest.warns(UserWarning, match="'test' has only 1 image"):
         data = _load(tmp_path, ctx, channels=1)
     assert len(data.test) == 1

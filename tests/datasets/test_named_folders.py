@@ -20,7 +20,8 @@ from medsynbench.plugins.datasets.folders import (
 from medsynbench.plugins.datasets.splits import assert_groups_disjoint, split_indices
 
 # Tiny fixtures make tiny splits: that warning is expected here (and tested on its own).
-pytestmark = pytest.mark.filterwarnings("ignore:split .* has only")
+pytestmark = [pytest.mark.filterwarnings("ignore:split .* has only"),
+              pytest.mark.filterwarnings("ignore:split 'test' has .* images")]
 
 
 def _kaggle_tree(root: Path) -> Path:
@@ -28,10 +29,11 @@ def _kaggle_tree(root: Path) -> Path:
     base = root / "chest_xray"
     names = {"NORMAL": ["IM-0115-0001", "IM-0117-0001", "NORMAL2-IM-1427-0001"],
              "PNEUMONIA": ["person1_bacteria_1", "person1_bacteria_2", "person3_virus_5"]}
-    for split in ("train", "val", "test"):
+    for s, split in enumerate(("train", "val", "test")):
         for k, (cls, stems) in enumerate(names.items()):
             for i, stem in enumerate(stems[: 3 if split == "train" else 1]):
-                write_image(base / split / cls / f"{stem}.jpeg", (30 + i, 24), value=60 * k)
+                write_image(base / split / cls / f"{stem}.jpeg", (30 + i, 24), value=60 * k,
+                            seed=100 * s + 10 * k + i)  # distinct images: no duplicates
     return root
 
 
@@ -68,7 +70,8 @@ def _lc_tree(root: Path, with_manifest: bool) -> Path:
         for tile in range(5):
             for copy in range(3):  # three rotated copies of each source tile
                 name = f"{cls}{tile * 3 + copy}.jpeg"
-                write_image(root / "images" / cls / name, (24, 24), "RGB", 50 * k, tile)
+                write_image(root / "images" / cls / name, (24, 24), "RGB", 50 * k,
+                            10 * k + tile)  # copies of a tile are identical
                 rows.append({"file": f"images/{cls}/{name}", "group_id": str(tile)})
     if with_manifest:
         with (root / "MANIFEST.csv").open("w", newline="") as handle:
@@ -93,8 +96,16 @@ def test_lc25000_manifest_groups_stay_on_one_side(tmp_path: Path, ctx: RunContex
 
 def test_lc25000_without_manifest_splits_images(tmp_path: Path, ctx: RunContext) -> None:
     data = LC25000(root=str(_lc_tree(tmp_path, False)), test_fraction=0.2, resolution=24).load(ctx)
-    assert data.train.groups is None
     assert sum(len(s) for s in data.splits.values()) == 75
+    # No manifest, but the copies of a tile are duplicates: the default policy groups them.
+    assert_groups_disjoint(data.splits)
+    assert all(len(s) % 3 == 0 for s in data.splits.values())
+    assert data.info["duplicates"]["clusters"] == 25
+    plain = LC25000(root=str(_lc_tree(tmp_path, False)), test_fraction=0.2, resolution=24,
+                    duplicates="report")
+    with pytest.warns(UserWarning, match="straddle splits"):
+        leaky = plain.load(ctx)
+    assert leaky.train.groups is None and leaky.info["duplicates"]["exact_across"] > 0
 
 
 def test_lc25000_manifest_without_group_column(tmp_path: Path, ctx: RunContext) -> None:
