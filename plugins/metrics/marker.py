@@ -54,9 +54,10 @@ __all__ = ["MarkerRateMetric", "carries_marker", "find_markers", "marker_rates"]
 _OPENING = 0.06  # background square, fraction of the side
 _MAX_SIZE = 0.25  # largest mark, fraction of the side (a 7-px glyph on a 32-px phantom: 0.22)
 _MAX_ASPECT = 2.5
-_MAX_FILL = 0.8
+_MAX_FILL = 1.0
 _MIN_INK = 5
 _NOISE_UNITS = 6.0  # the ink threshold rises to this many noise σ on noisy images
+_ISOLATION = 3.0
 _PEAK = 1.5  # a mark's brightest pixel rises at least this × ``contrast`` above the background
 
 
@@ -72,6 +73,27 @@ def _noise_sigma(grey: np.ndarray) -> float:
     """Pixel noise of one image: the robust (MAD) spread of grey − its 3×3 median."""
     residual = grey - ndimage.median_filter(grey, size=3)
     return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+
+
+def _isolated(tophat: np.ndarray, labels: np.ndarray, box: tuple[slice, slice], i: int) -> bool:
+    """Does component ``i`` stand out from its surroundings like ink on a plain background?
+
+    Its median top-hat must be ``_ISOLATION`` × the 90th percentile of the top-hat in a ring
+    2–3 px around it (other marks excluded): a bone or skin edge continues, dimmer, beyond the
+    part that crossed the threshold, and noise clusters sit among noise nearly as bright.
+    """
+    h, w = tophat.shape
+    pad = (slice(max(0, box[0].start - 3), min(h, box[0].stop + 3)),
+           slice(max(0, box[1].start - 3), min(w, box[1].stop + 3)))
+    local = labels[pad]
+    mark = local == i
+    eight = np.ones((3, 3), dtype=bool)
+    near = ndimage.binary_dilation(mark, eight)
+    ring = ndimage.binary_dilation(mark, eight, iterations=3) & ~near & (local == 0)
+    if ring.sum() < mark.sum():  # mostly cut off by the image edge: too little context
+        return False
+    ink = float(np.median(tophat[pad][mark]))
+    return ink >= _ISOLATION * (float(np.percentile(tophat[pad][ring], 90)) + 1.0)
 
 
 def find_markers(
@@ -106,7 +128,7 @@ def find_markers(
             if float(tophat[box][ink].max()) < _PEAK * threshold:
                 continue
             in_band = (box[0].stop <= dy or top >= h - dy or box[1].stop <= dx or left >= w - dx)
-            if in_band:
+            if in_band and _isolated(tophat, labels, box, i):
                 marks.append((top, left, bh, bw))
         found.append(marks)
     return found
