@@ -38,13 +38,14 @@ serialises to JSON.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .data import ImageSet
+from .data import DataSplits, ImageSet
 
 __all__ = [
     "NEAR_CORRELATION",
@@ -54,6 +55,7 @@ __all__ = [
     "DuplicateReport",
     "Fingerprints",
     "audit",
+    "audit_prepared",
     "clusters_of",
     "content_hashes",
     "duplicate_clusters",
@@ -472,3 +474,29 @@ def audit(
         across,
         clusters, {k: list(v) for k, v in (removed or {}).items()},
     )
+
+
+def audit_prepared(data: DataSplits) -> dict[str, Any]:
+    """The prepare stage's check, for every dataset plugin: the duplicate summary of ``data``.
+
+    File datasets have applied their ``duplicates`` policy and stored a report in
+    ``info["duplicates"]``; that one is used. Any other dataset (procedural phantoms, npz
+    files) is audited here. Cross-split duplicates that remain are a **warning**, not an
+    error: the runner cannot regroup a split it did not make, a published split (MedMNIST's)
+    is the one everybody compares on, and a file dataset only keeps them when the user chose
+    ``duplicates = "report"``. The warning names the images, is kept with the prepare unit
+    (shown again when it is reused), and the counts go into results.json, where a reader of
+    a board sees them next to the scores.
+    """
+    stored = data.info.get("duplicates")
+    report = (DuplicateReport.from_json(stored) if isinstance(stored, Mapping)
+              and "cluster_list" in stored else audit(data.splits))
+    if report.cross_split and stored is None:
+        totals = report.totals()
+        warnings.warn(
+            f"{len(report.cross_split)} cluster(s) of duplicate images straddle splits "
+            f"({totals['exact_across']} exact, {totals['near_across']} near pairs across "
+            f"splits): held-out scores may reward copying\n{report.describe_leaks()}",
+            UserWarning, stacklevel=2,
+        )
+    return report.summary()

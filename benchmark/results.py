@@ -165,6 +165,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
             "class_names": list(data.class_names),
             "modality": data.modality,
             "counts": runner.data_counts,
+            "duplicates": runner.data_duplicates,
         },
         "manifest": manifest,
         "real_only": runner.real_only,

@@ -26,6 +26,7 @@ from .cache import FileLock, StageCache, content_key, derive_seed, temp_name
 from .data import DataSplits, ImageSet
 from .devices import cpu_threads, resolve_device
 from .errors import MedSynBenchError, OutputError
+from .hygiene import audit_prepared
 from .kinds import Dataset, Encoder, Generator, Metric, MetricInputs, RunContext, Task
 from .mosaic import save_mosaic
 from .progress import ProgressUI
@@ -305,15 +306,16 @@ class Runner:
             assert isinstance(dataset, Dataset)
             splits = dataset.load(self._ctx(seed, workdir))
             splits.save(workdir)
-            return {
-                "counts": {n: s.counts(splits.n_classes).tolist() for n, s in splits.splits.items()}
-            }
+            counts = {n: s.counts(splits.n_classes).tolist() for n, s in splits.splits.items()}
+            # Every plugin's splits are audited; cross-split copies warn (see audit_prepared).
+            return {"counts": counts, "duplicates": audit_prepared(splits)}
 
         path, info = self._unit(
             "prepare", self.prepare_key, spec.plugin, {"plugin": spec.plugin}, work
         )
         self.data = DataSplits.load(path)
         self.data_counts: dict[str, list[int]] = info["counts"]
+        self.data_duplicates: dict[str, Any] | None = info.get("duplicates")
         self._check_splits()
 
     def _check_splits(self) -> None:

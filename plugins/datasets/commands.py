@@ -1,7 +1,9 @@
 """``medsynbench data info`` and ``medsynbench data prepare`` (added via ``register_commands``).
 
 ``data info NAME [--root P] [--set key=value ...] [--out DIR]`` loads a dataset, prints
-its provenance, its splits with counts per class (flagging class imbalance) and writes a sample
+its provenance, its splits with counts per class (flagging class imbalance), a "Duplicates"
+section (exact and near-duplicate pairs within and across splits, examples by name: the
+dataset's own report when it made one, else an audit of the loaded splits) and writes a sample
 mosaic (one row per class) under ``DIR`` (default ``runs/data-info/``; a ``.png`` path is used
 as given). ``data prepare NAME`` fills the prepared cache (``--cache-dir`` or
 ``$MEDSYNBENCH_CACHE``); ``data prepare bcss-lizard --slides S --masks M --out D`` cuts the
@@ -19,10 +21,13 @@ from typing import Any
 import numpy as np
 from medsynbench import Dataset, DataSplits, RunContext, hookimpl
 from medsynbench.errors import DataError, ParameterError
+from medsynbench.hygiene import DuplicateReport, audit
 
 __all__ = [
     "cmd_info",
     "cmd_prepare",
+    "duplicate_report",
+    "format_duplicates",
     "format_info",
     "mosaic_path",
     "parse_settings",
@@ -69,8 +74,45 @@ def _context(cache_dir: str | None) -> tuple[RunContext, Any]:
     return ctx, ui
 
 
-def format_info(dataset: Dataset, data: DataSplits) -> list[str]:
-    """The lines ``data info`` prints: provenance, then a table of splits × classes."""
+def duplicate_report(data: DataSplits) -> DuplicateReport:
+    """The dataset's own duplicate report (``info["duplicates"]``), else an audit of its splits."""
+    stored = data.info.get("duplicates")
+    if isinstance(stored, dict) and "cluster_list" in stored:
+        return DuplicateReport.from_json(stored)
+    return audit(data.splits)
+
+
+def format_duplicates(report: DuplicateReport, examples: int = 3) -> list[str]:
+    """The "Duplicates" section of ``data info``."""
+    lines = [
+        "Duplicates",
+        f"  exact = same decoded pixels; near = pHash within {report.threshold} bits and "
+        f"thumbnail correlation ≥ {report.correlation:g}"
+        + (" (also rotated/flipped)" if report.dihedral else "")
+        + f"; policy {report.policy!r}",
+    ]
+    for split, pairs in report.within.items():
+        lines.append(f"  within {split:<14}{pairs['exact']:>6} exact pairs {pairs['near']:>6} near")
+    for key, pairs in report.across.items():
+        lines.append(f"  across {key:<14}{pairs['exact']:>6} exact pairs {pairs['near']:>6} near")
+    if not report.across:
+        lines.append("  across splits: none")
+    lines.append(f"  clusters: {len(report.clusters)} ({len(report.cross_split)} across splits)")
+    for split, names in report.removed.items():
+        lines.append(f"  dropped by the policy from {split}: {len(names)}, e.g. "
+                     + ", ".join(names[:examples]))
+    shown = report.cross_split[:examples] or report.clusters[:examples]
+    for cluster in shown:
+        members = ", ".join(n if f"{s}/" in n or n.startswith(f"{s}[") else f"{s}:{n}"
+                            for s, n in cluster.members[:4])
+        more = f" (+{len(cluster.members) - 4})" if len(cluster.members) > 4 else ""
+        lines.append(f"  e.g. {cluster.kind}: {members}{more}")
+    return lines
+
+
+def format_info(dataset: Dataset, data: DataSplits,
+                duplicates: DuplicateReport | None = None) -> list[str]:
+    """The lines ``data info`` prints: provenance, a table of splits × classes, duplicates."""
     lines = [
         f"dataset      {dataset.name} {dataset.version}",
         f"modality     {data.modality}",
@@ -107,6 +149,12 @@ def format_info(dataset: Dataset, data: DataSplits) -> list[str]:
         warnings.append(f"{len(skipped)} unreadable files were skipped, e.g. {skipped[0]}")
     if data.info.get("upsampled"):
         warnings.append(f"{data.info['upsampled']} images were upsampled to the resolution")
+    if duplicates is not None:
+        lines.append("")
+        lines.extend(format_duplicates(duplicates))
+        if duplicates.cross_split:
+            warnings.append(f"{len(duplicates.cross_split)} cluster(s) of duplicate images "
+                            "straddle splits (see Duplicates)")
     if warnings:
         lines.append("")
         lines.extend(f"warning: {w}" for w in warnings)
@@ -134,7 +182,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     ctx, ui = _context(args.cache_dir)
     with ui:
         data = dataset.load(ctx)
-    for line in format_info(dataset, data):
+    for line in format_info(dataset, data, duplicate_report(data)):
         print(line)
     split = data[args.split] if args.split else data.train
     out = mosaic_path(args.out, args.name, args.split)
