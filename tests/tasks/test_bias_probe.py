@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from medsynbench import DataSplits, ImageSet, RunContext
 from medsynbench.errors import TaskError
-from medsynbench.plugins.tasks.bias_probe import BiasProbe
+from medsynbench.plugins.tasks.bias_probe import BiasProbe, MaskedBiasProbe
 
 FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}
 # equal budgets: the treated arm (96 images) gets the real arm's 8 × 3 = 24 steps, the count
@@ -75,3 +75,38 @@ def test_missing_probe_splits_is_a_clear_error(splits: DataSplits, ctx: RunConte
     with pytest.raises(TaskError, match=r"no split\(s\) 'test_swapped', 'test_nomarker'.*"
                        r"phantom-xray with marker_rate > 0"):
         BiasProbe(**FAST).run_seed(splits, None, 0, ctx)
+
+
+# --- bias-probe-masked: real markers cannot be swapped, so the border band is masked ---------
+
+BAND = 0.32  # 5 px of 16: covers the markers (rows/columns 1-4 and 11-14)
+
+
+def test_masked_probe_measures_reliance_on_the_border(ctx: RunContext) -> None:
+    data = marker_splits()
+    scores = MaskedBiasProbe(**FAST, probe_border=BAND).run_seed(data, None, 0, ctx)
+    assert scores["accuracy"] > 0.9  # the marked test images, as they are
+    assert scores["marker_gap"] == pytest.approx(scores["accuracy"] - scores["accuracy_masked"])
+    assert scores["marker_gap"] > 0.3
+    # "correct" holds the masked split's per-image outcomes (behind the primary)
+    assert len(scores["correct"]) == 24
+    assert sum(scores["correct"]) / 24 == scores["accuracy_masked"]
+    assert MaskedBiasProbe.primary == "accuracy_masked"
+    assert set(MaskedBiasProbe.scores) <= set(scores) | {"correct"}
+
+
+def test_masked_probe_sees_reliance_drop_with_uninformative_markers(ctx: RunContext) -> None:
+    labels = np.repeat([0, 1], 24)
+    random_slots = np.random.default_rng(3).integers(0, 2, size=48)
+    synthetic = ImageSet(radiographs(labels, random_slots, 9), labels)
+    task = MaskedBiasProbe(**EQUAL_STEPS, probe_border=BAND)
+    base = [task.run_seed(marker_splits(), None, s, ctx)["accuracy_masked"] for s in range(3)]
+    treated = [task.run_seed(marker_splits(), synthetic, s, ctx)["accuracy_masked"]
+               for s in range(3)]
+    # measured: base 0.5 on every seed (a pure shortcut), treated 0.5 / 1.0 / 1.0
+    assert np.mean(treated) > np.mean(base) + 0.2
+
+
+def test_masked_probe_needs_no_probe_splits(splits: DataSplits, ctx: RunContext) -> None:
+    scores = MaskedBiasProbe(**FAST, probe_border=0.25).run_seed(splits, None, 0, ctx)
+    assert 0.0 <= scores["accuracy_masked"] <= 1.0
