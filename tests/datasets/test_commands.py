@@ -88,3 +88,30 @@ def test_hook_is_reachable_from_the_package() -> None:
     from medsynbench.plugins import datasets
 
     assert datasets.register_commands is commands.register_commands
+
+
+def test_info_prints_duplicates_by_name(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "tree"
+    for split, offset in (("train", 0), ("test", 50)):
+        for k, name in enumerate(("a", "b")):
+            for i in range(3):
+                write_image(root / split / name / f"{name}{i}.png", value=40 * k,
+                            seed=offset + 10 * k + i)
+    (root / "test" / "a" / "copy.png").write_bytes((root / "train" / "a" / "a1.png").read_bytes())
+    with pytest.warns(UserWarning, match="straddle splits"):
+        _run(["data", "info", "imagefolder", "--root", str(root), "--set", "channels=1",
+              "--set", "duplicates=report", "--out", str(tmp_path / "m.png")])
+    text = capsys.readouterr().out
+    assert "Duplicates" in text and "policy 'report'" in text
+    assert "across train~test         1 exact pairs      0 near" in text
+    assert "e.g. exact: train/a/a1.png, test/a/copy.png" in text
+    assert "1 cluster(s) of duplicate images straddle splits" in text
+
+
+def test_info_audits_a_procedural_dataset(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _run(["data", "info", "phantom-xray", "--set", "n_train=5", "--set", "n_test=3",
+          "--set", "n_val=0", "--set", "resolution=32", "--out", str(tmp_path / "m.png")])
+    text = capsys.readouterr().out
+    assert "Duplicates" in text and "across splits: none" in text and "clusters: 0" in text

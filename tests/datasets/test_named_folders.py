@@ -172,3 +172,26 @@ def test_shared_kather2016(shared_data: Path, ctx: RunContext) -> None:
     assert sum(len(s) for s in data.splits.values()) == 24
     assert data.train.image_shape == (3, 150, 150)
     assert np.all(sum(s.counts(8) for s in data.splits.values()) == 3)
+
+
+@pytest.mark.filterwarnings("ignore:class imbalance")
+def test_shared_kaggle_cxr_128px_copy(shared_data: Path, ctx: RunContext) -> None:
+    """The shared 128-px Kermany copy: official counts, groups from MANIFEST.csv patient_key,
+    no group and no duplicate across splits with the default policy (its 30 byte-identical
+    groups all lie within one split)."""
+    root = shared_data / "kermany2018_chest_xray"
+    if not (root / "chest_xray" / "train").is_dir():
+        pytest.skip(f"no kermany2018_chest_xray copy under {shared_data}")
+    data = KaggleCXR(root=str(root)).load(ctx)
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 5216, "val": 16, "test": 624}
+    assert data.train.counts(2).tolist() == [1341, 3875]
+    assert data.test.counts(2).tolist() == [234, 390]
+    assert data.train.image_shape == (1, 128, 128)  # the copy's own size: nothing upsampled
+    assert data.info["groups_from"] == "manifest:patient_key"
+    assert_groups_disjoint(data.splits)
+    report = data.info["duplicates"]
+    assert report["policy"] == "group" and report["across"] == {}
+    assert report["exact_across"] == report["near_across"] == 0
+    assert report["clusters"] == 30 and report["removed"] == {}
+    assert report["exact_within"] == 34  # 28 train pairs, 6 test pairs (two triplets)
+    assert data.train.names[0].startswith("chest_xray/train/")
