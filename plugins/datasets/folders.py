@@ -92,6 +92,8 @@ def _listing(items: Sequence[str], limit: int = 10) -> str:
 class ClassFolderDataset(FileDataset):
     """Class folders, optionally under split folders; see the module docstring."""
 
+    # 0.2.0: duplicates policy (default group), group_by, image names.
+    version: ClassVar[str] = "0.2.0"
     parameters: ClassVar[dict[str, Param]] = FOLDER_PARAMETERS
     class_names_fixed: ClassVar[tuple[str, ...] | None] = None
     group_pattern: ClassVar[str | None] = None  # regex on the file stem; group 1 = group id
