@@ -177,8 +177,10 @@ BIAS_PARAMETERS: dict[str, Param] = {
         "(label > 0) are marked", choices=("position", "presence"),
     ),
     "crop_border": Param(
-        0.0, float, "fraction cut off every border, resized back (the cropped re-evaluation; "
-        ">= 0.17 removes the markers at 64 px and above)", check=_crop,
+        0.0, float, "fraction cut off every border of every split, resized back (>= 0.17 "
+        "removes the markers at 64 px and above); generators are then fitted on cropped images "
+        "too — the tasks' crop_border crops only what the classifier sees (Table IV)",
+        check=_crop,
     ),
 }
 _SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
