@@ -7,7 +7,20 @@ N×C×H×W arrays so that any X-ray dataset (phantom or real) can be probed the 
 
 Datasets of X-rays declare :data:`BIAS_PARAMETERS` and pass their splits through
 :func:`apply_bias`, so a suite can set ``marker_rate`` (inject the shortcut, adding the probe
-splits ``test_swapped`` and ``test_nomarker``) and ``crop_border`` (the cropped re-evaluation).
+splits ``test_swapped`` and ``test_nomarker``) and ``crop_border`` (crop every split, the
+images generators are fitted on included).
+
+Real markers (the Kermany "R", kV/mA text) cannot be moved to another class's place: they are
+part of the pixels. For them :func:`mask_border` blanks the *border band* — the outer
+:func:`band_width` pixels of every side, where markers sit — and keeps the anatomy where it was
+(no rescale, unlike :func:`crop_border`). On the Kermany images at 128 px the markers reach at
+most about 17 px (0.13 of the side) from an edge (NORMAL: "R" at the left edge down to two
+thirds of the height, or along the top edge; PNEUMONIA: a small "R" in the top-left corner), so
+a band of 0.17 (22 px) covers them with a margin. The ``bias-probe-masked`` task masks the test
+split itself, and the tasks' ``crop_border`` crops everything a classifier sees, synthetic
+images included, with the generators unchanged (Nan et al.'s Table IV; ``plugins/tasks``).
+These stay out of the datasets: a new dataset parameter would change the protocol hash of every
+suite on an X-ray dataset, since parameters enter it with their defaults.
 
 Marker placement is expressed as *slots*: named corners of the image. A dataset that makes the
 marker class-dependent gives every class its own slot (see :data:`CLASS_SLOTS`).
