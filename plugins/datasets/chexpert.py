@@ -15,7 +15,9 @@ then capped per class at the study's counts × ``scale``:
     A1 15,004 PE / 5,127 no-PE   A2 30,692 / 10,118   B 3,738 / 1,160   C 12,456 / 3,863
 
 Split names: ``train`` = A1 (fitting and the real-only baseline), ``A2`` (remote data),
-``B``, ``test`` = C (evaluation). The pediatric set D is ``kaggle-cxr``.
+``B``, ``test`` = C (evaluation). The pediatric set D is ``kaggle-cxr``. Duplicate images
+follow ``duplicates`` (see :mod:`.splits`): with ``group`` (default) copies of A1 images in
+A2/B/C, and of earlier splits in later ones, are dropped and named.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
 
 from .bias import BIAS_PARAMETERS, apply_bias
-from .files import FILE_PARAMETERS, FileDataset, warn_small_splits
-from .splits import assert_groups_disjoint, split_indices
+from .files import FILE_PARAMETERS, FileDataset
+from .splits import DUPLICATES, assert_groups_disjoint, split_indices
 
 __all__ = ["PAPER_SPLITS", "CheXpertPE", "read_label_csv"]
 
@@ -80,6 +82,7 @@ class CheXpertPE(FileDataset):
     """CheXpert frontal views, pleural effusion, A1/A2/B/C split of the privacy study."""
 
     name: ClassVar[str] = "chexpert-pe"
+    version: ClassVar[str] = "0.2.0"  # duplicates policy, image names
     modality: ClassVar[str] = "xray"
     channels: ClassVar[int] = 1
     default_resolution: ClassVar[int | None] = 256
@@ -113,6 +116,7 @@ class CheXpertPE(FileDataset):
         "scale": Param(1.0, float, "fraction of the study's split sizes (quick runs)",
                        check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
         "split_seed": Param(0, int, "seed of the patient split (fixed: reproducible)"),
+        "duplicates": DUPLICATES,
         **BIAS_PARAMETERS,
     }
 
@@ -168,7 +172,10 @@ class CheXpertPE(FileDataset):
                 info["upsampled"] += read_info["upsampled"]
                 sets[SPLIT_NAMES[split]] = data
             assert_groups_disjoint(sets)
-            warn_small_splits(sets, 2, ctx)
+            # Duplicate images under other patients' names: held-out copies of A1 images are
+            # dropped (policy group), as for given split folders.
+            sets, extra = self.finish_splits(sets, CLASS_NAMES, ctx)
+            info.update(extra, split={"kind": "patients", "seed": self.params["split_seed"]})
             return DataSplits(sets, CLASS_NAMES, self.modality, info)
 
         data = self.prepare(ctx, [csv_path], build)

@@ -272,3 +272,29 @@ def test_write_image_fixture_copies_are_found(tmp_path: Path, ctx: RunContext) -
     data = _load(tmp_path, ctx, test_fraction=0.4, val_fraction=0.0)
     assert data.info["duplicates"]["clusters"] == 1
     assert_groups_disjoint(data.splits)
+
+
+def test_chexpert_drops_held_out_copies_of_train_images(tmp_path: Path, ctx: RunContext) -> None:
+    import csv
+
+    from medsynbench.plugins.datasets.chexpert import LABEL_COLUMN, CheXpertPE
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    rows = []
+    for p in range(40):
+        rel = f"CheXpert-v1.0-small/train/patient{p:05d}/study1/view1_frontal.jpg"
+        (tmp_path / rel).parent.mkdir(parents=True)
+        Image.fromarray(_smooth(p, 32)[0]).save(tmp_path / rel)
+        rows.append([rel, "Frontal", "1.0" if p % 4 else "0.0"])
+    with (root / "train.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Path", "Frontal/Lateral", LABEL_COLUMN])
+        writer.writerows(rows)
+    plain = CheXpertPE(root=str(root), resolution=32, sizes="proportional").load(ctx)
+    assert plain.info["duplicates"]["clusters"] == 0
+    train_name, test_name = plain.train.names[0], plain.test.names[0]
+    (root / test_name).write_bytes((root / train_name).read_bytes())
+    with pytest.warns(UserWarning, match=f"dropped 1 test image.*{test_name}"):
+        data = CheXpertPE(root=str(root), resolution=32, sizes="proportional").load(ctx)
+    assert len(data.test) == len(plain.test) - 1 and test_name not in data.test.names
+    assert data.info["duplicates"]["removed"] == {"test": [test_name]}
