@@ -19,7 +19,7 @@ decoded ``uint8`` N×C×H×W pixels the benchmark actually uses:
 
 Why not the ``imagehash`` library: it hashes one PIL image per Python call (convert, resize,
 two scipy DCTs, a median): measured on 2,000 Kermany X-rays of 128 px, 0.3 ms an image — as fast
-as this module for one hash, but the 8 transforms need 8 calls (2.3–2.8 s instead of
+as this module for one hash, but the 8 transforms need 8 calls (4.6–5.5 s instead of
 0.6–1.0 s), images must be PIL objects, and it has no pairwise search. Here the resize is two
 matrix products over the whole stack with Pillow's own fixed-point Lanczos weights (float64
 holds every integer sum exactly, so results equal Pillow's to the bit), the DCT two more, the
