@@ -24,7 +24,6 @@ kept, but groups that straddle them are warned about (``resplit = true`` re-spli
 from __future__ import annotations
 
 import csv
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,9 +35,15 @@ from medsynbench.errors import DataError
 from PIL import Image
 
 from .bias import BIAS_PARAMETERS, apply_bias
-from .dicom import read_header
 from .files import FILE_PARAMETERS, FileDataset, scan_class_folders
-from .splits import SPLIT_PARAMETERS
+from .splits import (
+    GROUP_PARAMETERS,
+    SPLIT_PARAMETERS,
+    check_regex,
+    dicom_groups,
+    manifest_groups,
+    regex_groups,
+)
 
 __all__ = ["LC25000", "BcssLizard", "ClassFolderDataset", "ImageFolder", "KaggleCXR", "Kather2016"]
 
@@ -47,46 +52,10 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "
 PATHOLOGY_CLASSES = ("inflammatory", "necrosis", "stroma", "tumor", "fat", "gland")
 
 
-def _regex(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        compiled = re.compile(value)
-    except re.error as exc:
-        return f"not a valid regular expression: {exc}"
-    return None if compiled.groups >= 1 else "needs one capture group: the group id"
-
-
 RESPLIT = Param(False, bool, "merge the given split folders and re-split randomly "
                 "(group-aware) with val_fraction/test_fraction")
-GROUP_SOURCES = ("manifest", "dicom", "regex")
-
-
-def _group_by(value: str | None) -> str | None:
-    if value is None:
-        return None
-    kind, sep, what = value.partition(":")
-    if not sep or kind not in GROUP_SOURCES or not what:
-        return ("expected manifest:COLUMN, dicom:KEYWORD (e.g. dicom:PatientID) or "
-                f"regex:PATTERN, got {value!r}")
-    return _regex(what) if kind == "regex" else None
-
-
-GROUP_PARAMETERS: dict[str, Param] = {
-    "group_by": Param(None, str, "group ids from manifest:COLUMN, dicom:KEYWORD (e.g. "
-                      "dicom:PatientID) or regex:PATTERN on file names (None: the dataset's "
-                      "own rule)", nullable=True, check=_group_by),
-    "manifest": Param(None, str, "CSV with a file column (relative to root, or file names) "
-                      "for group_by = manifest:COLUMN (None: <root>/MANIFEST.csv)",
-                      nullable=True),
-}
 FOLDER_PARAMETERS: dict[str, Param] = {
     **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT, **GROUP_PARAMETERS}
-
-
-def _listing(items: Sequence[str], limit: int = 10) -> str:
-    more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
-    return "".join(f"\n  {item}" for item in items[:limit]) + more
 
 
 class ClassFolderDataset(FileDataset):
@@ -133,52 +102,6 @@ class ClassFolderDataset(FileDataset):
         path = Path(given).expanduser()
         return path if path.is_absolute() else self.root / path
 
-    def manifest_groups(self, column: str, files: Sequence[Path]) -> dict[Path, str]:
-        """Group of each of ``files`` from the manifest's ``column`` (files it lacks: absent).
-
-        One DataError for a missing manifest, a missing ``file`` or group column (naming the
-        columns it has), or rows naming files that do not exist (listing them).
-        """
-        manifest = self.manifest_path()
-        if not manifest.is_file():
-            raise DataError(f"dataset {self.name!r}: group_by = manifest:{column} but there is "
-                            f"no manifest at {manifest}; set manifest = \"<path to the CSV>\"")
-        with manifest.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            columns = list(reader.fieldnames or [])
-            lacking = [c for c in ("file", column) if c not in columns]
-            if lacking:
-                raise DataError(
-                    f"{manifest} lacks the column(s) {', '.join(lacking)} needed for group_by = "
-                    f"manifest:{column}; it has {', '.join(columns) or 'no columns'}"
-                )
-            rows = [(row["file"], row[column]) for row in reader]
-        by_path = {f.resolve(): f for f in files}
-        by_name: dict[str, list[Path]] = {}
-        for f in files:
-            by_name.setdefault(f.name, []).append(f)
-        groups: dict[Path, str] = {}
-        missing = []
-        for name, group in rows:
-            if "/" in name or "\\" in name:
-                target = (self.root / name).resolve()
-                if target in by_path:
-                    groups[by_path[target]] = group
-                elif not target.exists():
-                    missing.append(name)
-            elif name in by_name:
-                for f in by_name[name]:
-                    groups[f] = group
-            elif not (self.root / name).exists():
-                missing.append(name)
-        if missing:
-            raise DataError(
-                f"{manifest} names {len(missing)} file(s) that do not exist under {self.root}:"
-                f"{_listing(missing)}\nFix the manifest's file column (paths relative to the "
-                "root, or file names) or point root at the folder it describes"
-            )
-        return groups
-
     def resolve_groups(self, files: Sequence[Path], ctx: RunContext) -> list[str] | None:
         """Group id of every file by :meth:`group_rule` (None: no groups), before decoding."""
         rule = self.group_rule()
@@ -186,32 +109,16 @@ class ClassFolderDataset(FileDataset):
             return None
         kind, _, what = rule.partition(":")
         if kind == "regex":
-            matches = [re.search(what, f.stem) for f in files]
-            return [m.group(1) if m else f.stem for m, f in zip(matches, files, strict=True)]
-        if kind == "manifest":
-            found = self.manifest_groups(what, files)
-            absent = [f for f in files if f not in found]
-            if absent:
-                ctx.log(f"{self.name}: {len(absent)} file(s) are not in the manifest; each is "
-                        f"its own group, e.g. {self.image_name(absent[0])}")
-            return [found.get(f, f"file:{self.image_name(f)}") for f in files]
-        groups, unreadable = [], []
-        for f in files:
-            try:
-                value = read_header(f, [what]).get(what)
-            except ValueError as exc:
-                unreadable.append(f"{self.image_name(f)}: {exc}")
-                continue
-            if value in (None, "", []):
-                unreadable.append(f"{self.image_name(f)}: no {what} tag")
-            groups.append(str(value))
-        if unreadable:
-            raise DataError(
-                f"dataset {self.name!r}: group_by = dicom:{what} needs the tag in every file; "
-                f"{len(unreadable)} of {len(files)} lack it:{_listing(unreadable)}\nUse another "
-                "group_by (manifest:COLUMN, regex:PATTERN) or remove those files"
-            )
-        return groups
+            return regex_groups(what, files)
+        if kind == "dicom":
+            return dicom_groups(what, files, self.image_name, f"dataset {self.name!r}")
+        found = manifest_groups(self.manifest_path(), self.root, what, files,
+                                f"dataset {self.name!r}")
+        absent = [f for f in files if f not in found]
+        if absent:
+            ctx.log(f"{self.name}: {len(absent)} file(s) are not in the manifest; each is "
+                    f"its own group, e.g. {self.image_name(absent[0])}")
+        return [found.get(f, f"file:{self.image_name(f)}") for f in files]
 
     def label_map(self, folder_names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
         """Output class names and folder-label → output-label (-1: drop). Identity here."""
@@ -310,7 +217,7 @@ class ImageFolder(ClassFolderDataset):
         "channels": Param(3, int, "1: grayscale, 3: RGB", choices=(1, 3)),
         "group_regex": Param(None, str, "regex on file names; group 1 is the group id "
                              "(e.g. '^(patient\\d+)_'); alias of group_by = regex:...",
-                             nullable=True, check=_regex),
+                             nullable=True, check=check_regex),
         "modality": Param("unspecified", str, "modality recorded with the data"),
     }
 

@@ -16,12 +16,18 @@ names) follow the ``duplicates`` parameter, the user's choice, safe by default:
 
 Cross-split duplicates that remain are always warned about by name, and the report goes into
 the dataset's ``info["duplicates"]``.
+
+Group ids come from ``group_by`` (:data:`GROUP_PARAMETERS`): a manifest column, a DICOM tag or
+a file-name pattern (:func:`manifest_groups`, :func:`dicom_groups`, :func:`regex_groups`).
 """
 
 from __future__ import annotations
 
+import csv
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from medsynbench import ImageSet, Param
@@ -36,12 +42,19 @@ from medsynbench.hygiene import (
     fingerprint,
 )
 
+from .dicom import read_header
+
 __all__ = [
     "DUPLICATES",
+    "GROUP_PARAMETERS",
     "SPLIT_PARAMETERS",
     "assert_groups_disjoint",
+    "check_regex",
     "dedupe_given",
+    "dicom_groups",
     "group_duplicates",
+    "manifest_groups",
+    "regex_groups",
     "report_duplicates",
     "split_indices",
     "split_set",
@@ -66,6 +79,123 @@ DUPLICATES = Param(
     "cluster), report (change nothing, warn)", choices=POLICIES,
 )
 SPLIT_PARAMETERS["duplicates"] = DUPLICATES
+
+
+def check_regex(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    return None if compiled.groups >= 1 else "needs one capture group: the group id"
+
+
+GROUP_SOURCES = ("manifest", "dicom", "regex")
+
+
+def _group_by(value: str | None) -> str | None:
+    if value is None:
+        return None
+    kind, sep, what = value.partition(":")
+    if not sep or kind not in GROUP_SOURCES or not what:
+        return ("expected manifest:COLUMN, dicom:KEYWORD (e.g. dicom:PatientID) or "
+                f"regex:PATTERN, got {value!r}")
+    return check_regex(what) if kind == "regex" else None
+
+
+GROUP_PARAMETERS: dict[str, Param] = {
+    "group_by": Param(None, str, "group ids from manifest:COLUMN, dicom:KEYWORD (e.g. "
+                      "dicom:PatientID) or regex:PATTERN on file names (None: the dataset's "
+                      "own rule)", nullable=True, check=_group_by),
+    "manifest": Param(None, str, "CSV with a file column (relative to root, or file names) "
+                      "for group_by = manifest:COLUMN (None: <root>/MANIFEST.csv)",
+                      nullable=True),
+}
+
+
+def _listing(items: Sequence[str], limit: int = 10) -> str:
+    more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
+    return "".join(f"\n  {item}" for item in items[:limit]) + more
+
+
+def manifest_groups(
+    manifest: Path, root: Path, column: str, files: Sequence[Path], what: str
+) -> dict[Path, str]:
+    """Group of each of ``files`` from the manifest's ``column`` (files it lacks: absent).
+
+    The ``file`` column holds paths relative to ``root`` or bare file names. One DataError
+    (prefixed ``what``) for a missing manifest, a missing ``file`` or group column (naming the
+    columns it has), or rows naming files that do not exist (listing them).
+    """
+    if not manifest.is_file():
+        raise DataError(f"{what}: group_by = manifest:{column} but there is no manifest at "
+                        f"{manifest}; set manifest = \"<path to the CSV>\"")
+    with manifest.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        lacking = [c for c in ("file", column) if c not in columns]
+        if lacking:
+            raise DataError(
+                f"{manifest} lacks the column(s) {', '.join(lacking)} needed for group_by = "
+                f"manifest:{column}; it has {', '.join(columns) or 'no columns'}"
+            )
+        rows = [(row["file"], row[column]) for row in reader]
+    by_path = {f.resolve(): f for f in files}
+    by_name: dict[str, list[Path]] = {}
+    for f in files:
+        by_name.setdefault(f.name, []).append(f)
+    groups: dict[Path, str] = {}
+    missing = []
+    for name, group in rows:
+        if "/" in name or "\\" in name:
+            target = (root / name).resolve()
+            if target in by_path:
+                groups[by_path[target]] = group
+            elif not target.exists():
+                missing.append(name)
+        elif name in by_name:
+            for f in by_name[name]:
+                groups[f] = group
+        elif not (root / name).exists():
+            missing.append(name)
+    if missing:
+        raise DataError(
+            f"{manifest} names {len(missing)} file(s) that do not exist under {root}:"
+            f"{_listing(missing)}\nFix the manifest's file column (paths relative to the "
+            "root, or file names) or point root at the folder it describes"
+        )
+    return groups
+
+
+def dicom_groups(
+    keyword: str, files: Sequence[Path], name_of: Callable[[Path], str], what: str
+) -> list[str]:
+    """The DICOM tag ``keyword`` of every file, read without pixels; one DataError (prefixed
+    ``what``) listing the files that are not DICOM or lack it (pydicom missing: the extra)."""
+    groups, unreadable = [], []
+    for f in files:
+        try:
+            value = read_header(f, [keyword]).get(keyword)
+        except ValueError as exc:
+            unreadable.append(f"{name_of(f)}: {exc}")
+            continue
+        if value in (None, "", []):
+            unreadable.append(f"{name_of(f)}: no {keyword} tag")
+        groups.append(str(value))
+    if unreadable:
+        raise DataError(
+            f"{what}: group_by = dicom:{keyword} needs the tag in every file; "
+            f"{len(unreadable)} of {len(files)} lack it:{_listing(unreadable)}\nUse another "
+            "group_by (manifest:COLUMN, regex:PATTERN) or remove those files"
+        )
+    return groups
+
+
+def regex_groups(pattern: str, files: Sequence[Path]) -> list[str]:
+    """Capture group 1 of ``pattern`` searched in each file stem (no match: the stem)."""
+    matches = [re.search(pattern, f.stem) for f in files]
+    return [m.group(1) if m else f.stem for m, f in zip(matches, files, strict=True)]
 
 
 def split_indices(
