@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from .data import DataSplits, ImageSet
+from .kinds import KINDS, Dataset, RunContext
+from .registry import PluginRegistry
 
-__all__ = ["make_toy_splits"]
+__all__ = ["SMOKE_VALUES", "limit_per_class", "make_toy_splits", "scale_suite"]
 
 
 def make_toy_splits(
@@ -27,3 +33,119 @@ def make_toy_splits(
         ("dark", "bright"),
         "toy",
     )
+
+
+# Parameters that only set how long something trains: wherever a plugin declares one (train,
+# sample or plugin table), :func:`scale_suite` sets it to this value.
+SMOKE_VALUES: Mapping[str, Any] = {
+    "vq_steps": 4, "prior_steps": 4, "ae_steps": 4, "unet_steps": 4,  # vqvae2, ldm
+    "kimg": 0.016,  # stylegan2: two steps of the tiny preset's batch of 8
+    "steps": 4,  # vqvae-codes encoder
+    "ddim_steps": 2,
+    "epochs": 1, "finetune_epochs": 1,  # tasks
+}
+# Time caps are moot once the steps are few; dropped so they cannot cut a smoke fit short.
+_DROPPED = ("max_train_seconds",)
+
+
+def scale_suite(
+    raw: Mapping[str, Any], registry: PluginRegistry, seeds: int = 2, per_class: int = 16,
+    encoder_resolution: int = 64,
+) -> dict[str, Any]:
+    """A copy of a suite document (:func:`medsynbench.suite.read_suite_file`) small enough to
+    run end to end on a CPU in well under a minute, for :func:`medsynbench.suite.build_suite`
+    with ``allow_underpowered``: the first ``seeds`` seeds, one CPU thread; generators on their ``tiny``
+    preset where they have one; every :data:`SMOKE_VALUES` parameter a plugin declares set to
+    its value; encoders' ``resolution`` at most ``encoder_resolution``; at most
+    ``per_class`` images per class where the dataset declares ``max_per_class``; no
+    ``[[checks]]`` (their answers are the full suite's) and no ``[output]``.
+
+    What stays: the dataset and its image size, every entry, encoder, metric and task, and
+    every other parameter. A preset can change a generator's architecture (ldm's ``tiny``
+    UNet has one level fewer than ``paper``), so the full suite's image sizes are proven by
+    validating it, not by running the copy.
+    """
+    scaled = copy.deepcopy(dict(raw))
+    scaled.pop("checks", None)
+    scaled.pop("output", None)
+    meta = scaled.get("suite", {})
+    if isinstance(meta.get("seeds"), list):
+        meta["seeds"] = meta["seeds"][:seeds]
+    # Small networks on a shared CPU: one thread is several times faster than two waiting on
+    # each other (a PixelCNN prior sampled 9× faster on the busy 2-core development VM).
+    meta["cpu_threads"] = 1
+    dataset = scaled.get("dataset", {})
+    if "max_per_class" in _declared(registry, "dataset", dataset.get("plugin")):
+        dataset["max_per_class"] = min(dataset.get("max_per_class", per_class), per_class)
+    for table in scaled.get("generators", []):
+        plugin = table.get("plugin")
+        declared = _declared(registry, "generator", plugin)
+        train = table.setdefault("train", {})
+        preset = declared.get("preset")
+        if preset is not None and preset.choices and "tiny" in preset.choices:
+            train["preset"] = "tiny"
+        _shorten(train, declared)
+        cls = _class(registry, "generator", plugin)
+        if cls is not None:
+            _shorten(table.setdefault("sample", {}), getattr(cls, "sample_parameters", {}))
+    for table in scaled.get("encoders", []):
+        declared = _declared(registry, "encoder", table.get("plugin"))
+        _shorten(table, declared)
+        resolution = declared.get("resolution")
+        current = table.get("resolution", resolution.default if resolution else None)
+        if isinstance(current, int) and current > encoder_resolution:
+            table["resolution"] = encoder_resolution
+    for table in scaled.get("tasks", []):
+        _shorten(table, _declared(registry, "task", table.get("plugin")))
+    return scaled
+
+
+def _class(registry: PluginRegistry, kind: str, plugin: Any) -> Any:
+    """The plugin class, or None when the name is not a registered plugin (validation says)."""
+    if not isinstance(plugin, str) or plugin not in registry.names(kind):
+        return None
+    return registry.get(kind, plugin)
+
+
+def _declared(registry: PluginRegistry, kind: str, plugin: Any) -> Mapping[str, Any]:
+    cls = _class(registry, kind, plugin)
+    return cls.parameters if cls is not None else {}
+
+
+def _shorten(table: dict[str, Any], declared: Mapping[str, Any]) -> None:
+    """Set the training-length parameters ``declared`` has (a swept list is left alone)."""
+    for key, value in SMOKE_VALUES.items():
+        if key in declared and not isinstance(table.get(key), list):
+            table[key] = value
+    for key in _DROPPED:
+        table.pop(key, None)
+
+
+def limit_per_class(registry: PluginRegistry, per_class: int) -> PluginRegistry:
+    """A copy of ``registry`` (same classes and lifecycle hooks) in which every dataset that
+    declares no ``max_per_class`` parameter keeps at most ``per_class`` images of each class in
+    every split, the first in the split's order — so that a real-data suite runs end to end in
+    seconds. A stopgap: it reads the whole dataset first, where ``max_per_class`` would not."""
+    limited = PluginRegistry()
+    limited.pm = registry.pm
+    for kind in KINDS:
+        for name in registry.names(kind):
+            cls = registry.get(kind, name)
+            if issubclass(cls, Dataset) and "max_per_class" not in cls.parameters:
+                cls = _first_per_class(cls, per_class)
+            limited.register(kind, cls, cls.distribution, cls.distribution_version)
+    return limited
+
+
+def _first_per_class(cls: type[Dataset], per_class: int) -> type[Dataset]:
+    def load(self: Dataset, ctx: RunContext) -> DataSplits:
+        data = cls.load(self, ctx)
+        splits = {}
+        for split, images in data.splits.items():
+            keep = [np.flatnonzero(images.labels == c)[:per_class] for c in range(data.n_classes)]
+            splits[split] = images.subset(np.sort(np.concatenate(keep)))
+        return DataSplits(splits, data.class_names, data.modality,
+                          {**data.info, "first_per_class": per_class})
+
+    return type(cls.__name__, (cls,), {"load": load, "__doc__": cls.__doc__,
+                                        "__module__": cls.__module__})

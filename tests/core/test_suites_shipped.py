@@ -40,7 +40,7 @@ def _fake_home(home: Path, data: Path) -> None:
         (data / "CheXpert-v1.0" / "train.csv").write_text(
             "Path,Sex,Age,Frontal/Lateral,AP/PA,Pleural Effusion\n"
         )
-    for name in ("pneumoniamnist", "lc25000/images"):
+    for name in ("pneumoniamnist", "lc25000/images", "ct"):
         (data / name).mkdir(parents=True, exist_ok=True)
     hub = home / ".cache" / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)

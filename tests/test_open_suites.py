@@ -1,0 +1,74 @@
+"""Every open-data suite in suites/ runs end to end, scaled down: every entry ok, results written.
+
+A suite is open-data when its dataset lives under ``$MEDSYNBENCH_DATA`` (its ``root``, or the
+dataset's default folder there) and ../shared/data holds that folder; the others skip (generated
+data: tests/test_demo.py and tests/test_validation.py run those). Each suite is read as shipped
+and scaled by :func:`medsynbench.testing.scale_suite` (2 seeds, tiny generator presets, a few
+steps, one epoch) — same dataset and image size, entries, encoders, metrics and tasks — then run
+by the Runner on the CPU. New suites are picked up by file name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from medsynbench.registry import get_registry
+from medsynbench.runner import Runner
+from medsynbench.suite import build_suite, read_suite_file
+from medsynbench.testing import limit_per_class, scale_suite
+
+from .conftest import SHARED_DATA
+
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+PER_CLASS = 16
+
+
+def open_data_folder(path: Path, data: Path) -> tuple[Path | None, str]:
+    """The folder under ``data`` that the suite reads (None and why, when it reads none)."""
+    raw = read_suite_file(path)
+    table = raw.get("dataset", {})
+    root = table.get("root")
+    if root is None:
+        cls = get_registry().get("dataset", table["plugin"])
+        folder = getattr(cls, "default_folder", "")
+        if not folder:
+            return None, f"dataset {table['plugin']!r} is generated, not read from files"
+        root = str(data / folder)
+    try:
+        relative = Path(root).relative_to(data)
+    except ValueError:
+        return None, f"dataset root {root} is not under $MEDSYNBENCH_DATA"
+    return data / relative.parts[0], ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(SUITES.glob("*.toml")), ids=lambda p: p.name)
+def test_open_suite_runs_scaled_with_every_entry_ok(path, tmp_path, monkeypatch):
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    monkeypatch.setenv("MEDSYNBENCH_DATA", str(SHARED_DATA))
+    monkeypatch.delenv("MEDSYNBENCH_CACHE", raising=False)
+    folder, why = open_data_folder(path, SHARED_DATA)
+    if folder is None:
+        pytest.skip(why)
+    if not folder.exists():
+        pytest.skip(f"{folder} is absent: the suite's data is not in the shared data folder")
+
+    # Until every dataset declares max_per_class (which scale_suite sets), the first 16 images
+    # of each class of every split.
+    registry = limit_per_class(get_registry(), PER_CLASS)
+    raw = scale_suite(read_suite_file(path), registry, per_class=PER_CLASS)
+    suite = build_suite(raw, path, registry, allow_underpowered=True)
+    results = Runner(suite, registry, tmp_path / "out", device="cpu").run()
+
+    failed = {e["name"]: f"{e['failed_stage']}: {e['error']}"
+              for e in results["entries"] if e["status"] != "ok"}
+    assert not failed, json.dumps(failed, indent=2)
+    assert [e["name"] for e in results["entries"]] == [e.name for e in suite.entries]
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert written["suite"]["name"] == suite.name
+    assert {e["name"] for e in written["entries"]} == {e.name for e in suite.entries}
+    assert os.path.getsize(tmp_path / "out" / "leaderboard.md") > 0
