@@ -77,7 +77,7 @@ __all__ = [
 NEAR_THRESHOLD = 8  # Hamming distance (of 64 bits) up to which two images are candidates
 NEAR_CORRELATION = 0.99  # thumbnail correlation from which a candidate is a near duplicate
 POLICIES = ("group", "drop", "report")
-_CHUNK = 256  # images per block when hashing (bounds memory on large stacks)
+_BLOCK = 1 << 23  # float64 pixels (64 MiB) or uint64 distances per block: bounds memory
 _PRECISION = 22  # Pillow's fixed-point bits of resampling weights (32 - 8 - 2)
 
 
@@ -185,13 +185,14 @@ def _hash_and_thumbs(images: np.ndarray, dihedral: bool) -> tuple[np.ndarray, np
     n = len(images)
     hashes = np.zeros((n, 8 if dihedral else 1), dtype=np.uint64)
     thumbs = np.zeros((n, 32, 32), dtype=np.uint8)
-    for start in range(0, n, _CHUNK):
-        gray = _gray32(images[start:start + _CHUNK])
-        thumbs[start:start + _CHUNK] = gray
+    chunk = max(1, _BLOCK // max(1, int(np.prod(images.shape[1:]))))
+    for start in range(0, n, chunk):
+        gray = _gray32(images[start:start + chunk])
+        thumbs[start:start + chunk] = gray
         blocks = np.einsum("uy,nyx,vx->nuv", _DCT, gray, _DCT, optimize=True)
         variants = _dihedral(blocks) if dihedral else [blocks]
         for t, variant in enumerate(variants):
-            hashes[start:start + _CHUNK, t] = _bits(variant)
+            hashes[start:start + chunk, t] = _bits(variant)
     return hashes, thumbs
 
 
@@ -228,7 +229,8 @@ def fingerprint(images: np.ndarray) -> Fingerprints:
 
 # --- pairs and clusters ------------------------------------------------------------------------
 def near_pairs(
-    hashes: np.ndarray, threshold: int = NEAR_THRESHOLD, dihedral: bool = True, chunk: int = 512
+    hashes: np.ndarray, threshold: int = NEAR_THRESHOLD, dihedral: bool = True,
+    chunk: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, distance) of every pair i < j within ``threshold`` bits.
 
@@ -240,6 +242,7 @@ def near_pairs(
         table = table[:, :1]
     base = table[:, 0]
     found_i, found_j, found_d = [], [], []
+    chunk = chunk or max(1, _BLOCK // max(1, len(table)))
     for start in range(0, len(table), chunk):
         block = table[start:start + chunk]
         rest = base[start:]
