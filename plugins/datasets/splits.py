@@ -355,8 +355,9 @@ def report_duplicates(
     for split, names in removed.items():
         reason = ("copies of images in another split" if policy == "group"
                   else "duplicates of a kept image")
-        messages.append(f"{what}: duplicates = {policy!r} dropped {len(names)} {split} "
-                        f"image(s), {reason}: {_examples(names)}")
+        where = "image(s) before the split" if split == "all" else f"{split} image(s)"
+        messages.append(f"{what}: duplicates = {policy!r} dropped {len(names)} {where}, "
+                        f"{reason}: {_examples(names)}")
     leaks = report.cross_split
     if leaks:
         fix = ("" if policy != "report" else "; set duplicates = \"group\" (default) to keep "

@@ -233,7 +233,8 @@ def test_group_policy_drops_held_out_copies_of_given_splits(tmp_path: Path,
 
 def test_drop_policy_keeps_one_per_cluster(tmp_path: Path, ctx: RunContext) -> None:
     root = _tree_with_copies(tmp_path, folders=False)
-    with pytest.warns(UserWarning, match="dropped 3 all image"):
+    with pytest.warns(UserWarning, match="'drop' dropped 3 image.s. before the split, duplicates "
+                      "of a kept image: a/a2_copy.png"):
         data = _load(root, ctx, duplicates="drop", test_fraction=0.4, val_fraction=0.0)
     assert sum(len(s) for s in data.splits.values()) == 16
     assert data.info["duplicates"]["clusters"] == 0
