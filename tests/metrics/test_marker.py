@@ -13,6 +13,7 @@ from medsynbench.plugins.metrics import PLUGINS
 from medsynbench.plugins.metrics.marker import (
     MarkerRateMetric,
     carries_marker,
+    erase_markers,
     find_markers,
     marker_rates,
 )
@@ -119,3 +120,13 @@ def test_kermany_markers_at_128px(shared_data: Path) -> None:
     assert carries_marker(normal).mean() == pytest.approx(177 / 234, abs=0.02)
     assert carries_marker(pneumonia).mean() == pytest.approx(343 / 390, abs=0.02)
     assert not carries_marker(mask_border(pneumonia, 0.17)).any()
+
+
+def test_erasing_the_marks_gives_back_the_plain_film() -> None:
+    film = plain(4)
+    erased = erase_markers(every_slot(film))
+    assert not carries_marker(erased).any()
+    assert np.abs(erased.astype(int) - film).max() <= 1  # the opened ramp is the ramp
+    untouched = plain(2)
+    assert erase_markers(untouched) is not untouched
+    np.testing.assert_array_equal(erase_markers(untouched), untouched)

@@ -8,6 +8,8 @@ from medsynbench import DataSplits, ImageSet, RunContext
 from medsynbench.errors import TaskError
 from medsynbench.plugins.tasks.bias_probe import BiasProbe, MaskedBiasProbe
 
+from .test_crop import shortcut_splits
+
 FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}
 # equal budgets: the treated arm (96 images) gets the real arm's 8 × 3 = 24 steps, the count
 # it took under the old epoch budget with 4 epochs
@@ -110,3 +112,14 @@ def test_masked_probe_sees_reliance_drop_with_uninformative_markers(ctx: RunCont
 def test_masked_probe_needs_no_probe_splits(splits: DataSplits, ctx: RunContext) -> None:
     scores = MaskedBiasProbe(**FAST, probe_border=0.25).run_seed(splits, None, 0, ctx)
     assert 0.0 <= scores["accuracy_masked"] <= 1.0
+
+
+def test_marks_probe_erases_the_detected_marks_only(ctx: RunContext) -> None:
+    """64 px film where an "R" on class 1 is the only difference between the classes."""
+    data = shortcut_splits()
+    fast = {"epochs": 6, "batch_size": 16, "lr": 0.01}
+    marks = MaskedBiasProbe(**fast, probe="marks").run_seed(data, None, 0, ctx)
+    assert marks["accuracy"] >= 0.9 and marks["accuracy_masked"] <= 0.7
+    assert marks["probe_changed"] == 0.5  # the 12 marked test images of 24
+    band = MaskedBiasProbe(**fast).run_seed(data, None, 0, ctx)
+    assert band["probe_changed"] == 1.0
