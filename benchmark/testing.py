@@ -53,10 +53,10 @@ def scale_suite(
     encoder_resolution: int = 64,
 ) -> dict[str, Any]:
     """A copy of a suite document (:func:`medsynbench.suite.read_suite_file`) small enough to
-    run end to end on a CPU in well under a minute, for :func:`medsynbench.suite.build_suite`
-    with ``allow_underpowered``: the first ``seeds`` seeds, one CPU thread; generators on their ``tiny``
-    preset where they have one; every :data:`SMOKE_VALUES` parameter a plugin declares set to
-    its value; encoders' ``resolution`` at most ``encoder_resolution``; at most
+    run end to end on a CPU in about a minute, for :func:`medsynbench.suite.build_suite` with
+    ``allow_underpowered``: the first ``seeds`` seeds and one CPU thread; generators on their
+    ``tiny`` preset where they have one; every :data:`SMOKE_VALUES` parameter a plugin
+    declares set to its value; encoders' ``resolution`` at most ``encoder_resolution``; at most
     ``per_class`` images per class where the dataset declares ``max_per_class``; no
     ``[[checks]]`` (their answers are the full suite's) and no ``[output]``.
 

@@ -20,8 +20,6 @@ from medsynbench.runner import Runner
 from medsynbench.suite import build_suite, read_suite_file
 from medsynbench.testing import limit_per_class, scale_suite
 
-from .conftest import SHARED_DATA
-
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 PER_CLASS = 16
 
@@ -45,13 +43,12 @@ def open_data_folder(path: Path, data: Path) -> tuple[Path | None, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 @pytest.mark.parametrize("path", sorted(SUITES.glob("*.toml")), ids=lambda p: p.name)
-def test_open_suite_runs_scaled_with_every_entry_ok(path, tmp_path, monkeypatch):
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    monkeypatch.setenv("MEDSYNBENCH_DATA", str(SHARED_DATA))
+def test_open_suite_runs_scaled_with_every_entry_ok(path, tmp_path, monkeypatch, shared_data):
+    monkeypatch.setenv("MEDSYNBENCH_DATA", str(shared_data))
     monkeypatch.delenv("MEDSYNBENCH_CACHE", raising=False)
-    folder, why = open_data_folder(path, SHARED_DATA)
+    folder, why = open_data_folder(path, shared_data)
     if folder is None:
         pytest.skip(why)
     if not folder.exists():

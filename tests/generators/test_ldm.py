@@ -98,7 +98,7 @@ def test_bad_parameters_and_sizes(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="ddim_steps"):
         LDM.validate_sample({"ddim_steps": 0})
     splits = make_toy_splits(n_per_class=4, size=8, channels=1)
-    with pytest.raises(GeneratorError, match="8×8 images do not fit.*multiple of 16"):
+    with pytest.raises(GeneratorError, match=r"8×8 images do not fit.*multiple of 16"):
         LDM(**FAST).fit(splits.train, splits.class_names, tmp_path, RunContext())
 
 

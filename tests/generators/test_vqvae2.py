@@ -113,7 +113,7 @@ def test_bad_parameters_and_sizes(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="not one of"):
         VQVAE2(preset="huge")
     splits = make_toy_splits(n_per_class=4, size=12, channels=1)
-    with pytest.raises(GeneratorError, match="12×12 images do not fit.*multiple of 8"):
+    with pytest.raises(GeneratorError, match=r"12×12 images do not fit.*multiple of 8"):
         VQVAE2(**FAST).fit(splits.train, splits.class_names, tmp_path, RunContext())
 
 
