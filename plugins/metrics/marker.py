@@ -44,16 +44,20 @@ So a rate is "bright, character-sized, isolated marks in the border band", not a
 letters: compare an entry's rate with the real rate beside it, at the same resolution, and
 read per-class rates together. It does not see *where* in the band a mark sits — for Kermany
 the class cue is as much the position (NORMAL: left edge or top; PNEUMONIA: top-left corner) as
-the presence. Quantities sit on the ``utility`` axis (the core's axes are fidelity, variety,
-privacy, efficiency, utility; a marker is a shortcut for the downstream classifier), lower is
-better: ``marker_rate`` (synthetic), ``real_marker_rate``, ``marker_rate_excess`` (synthetic −
-real) and ``marker_rate[<class>]`` / ``real_marker_rate[<class>]``.
+the presence.
+
+Quantities (lower is better): ``marker_rate`` (synthetic), ``real_marker_rate``,
+``marker_rate_excess`` (synthetic − real: > 0 the generator adds markers, < 0 it drops them)
+and ``marker_rate[<class>]`` / ``real_marker_rate[<class>]``. They sit on the ``fidelity`` axis:
+the core's axes are fidelity, variety, privacy, efficiency and utility, and the board shows no
+metric on the utility axis; "does the synthetic set reproduce an artefact of the real one" is
+the closest question. Lower is better because the marker is a shortcut, not anatomy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from medsynbench.errors import DataError
@@ -185,14 +189,16 @@ def marker_rates(
     return float(flagged.mean()), per_class
 
 
+# The core has no "bias" axis (kinds.Axis); the board hides metrics on the utility axis.
+_AXIS: Literal["fidelity"] = "fidelity"
 _HEADLINE: dict[str, Quantity] = {
     "marker_rate": Quantity(
-        "utility", False, "share of synthetic images with a burned-in marker in the border band: "
+        _AXIS, False, "share of synthetic images with a burned-in marker in the border band: "
         "a shortcut a classifier trained on them can learn"),
     "real_marker_rate": Quantity(
-        "utility", False, "the same share in the real reference set (what the generator saw)"),
+        _AXIS, False, "the same share in the real reference set (what the generator saw)"),
     "marker_rate_excess": Quantity(
-        "utility", False, "marker_rate − real_marker_rate: > 0 the generator adds markers, "
+        _AXIS, False, "marker_rate − real_marker_rate: > 0 the generator adds markers, "
         "< 0 it drops them"),
 }
 _PER_CLASS = ("marker_rate[", "real_marker_rate[")

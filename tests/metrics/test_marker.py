@@ -91,7 +91,7 @@ def test_metric_reports_real_and_synthetic_rates_per_class(ctx: RunContext) -> N
     # every reported value has a declared axis and direction (per-class keys included)
     for key in values:
         quantity = MarkerRateMetric.quantities[key]
-        assert quantity.axis == "utility" and quantity.higher_is_better is False
+        assert quantity.axis == "fidelity" and quantity.higher_is_better is False
     assert MarkerRateMetric in PLUGINS and MarkerRateMetric.input == "images"
 
 
