@@ -120,6 +120,9 @@ def test_kermany_markers_at_128px(shared_data: Path) -> None:
     assert carries_marker(normal).mean() == pytest.approx(177 / 234, abs=0.02)
     assert carries_marker(pneumonia).mean() == pytest.approx(343 / 390, abs=0.02)
     assert not carries_marker(mask_border(pneumonia, 0.17)).any()
+    # erasing what was found leaves few marks (measured 1.8 % of the 624: marks under marks)
+    both = np.concatenate([normal, pneumonia])
+    assert carries_marker(erase_markers(both)).mean() <= 0.03
 
 
 def test_erasing_the_marks_gives_back_the_plain_film() -> None:
