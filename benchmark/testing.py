@@ -147,5 +147,7 @@ def _first_per_class(cls: type[Dataset], per_class: int) -> type[Dataset]:
         return DataSplits(splits, data.class_names, data.modality,
                           {**data.info, "first_per_class": per_class})
 
+    # Its own version: a cache shared with full runs must not mistake one for the other.
     return type(cls.__name__, (cls,), {"load": load, "__doc__": cls.__doc__,
-                                        "__module__": cls.__module__})
+                                        "__module__": cls.__module__,
+                                        "version": f"{cls.version}+first{per_class}"})

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from medsynbench.registry import get_registry
 from medsynbench.runner import Runner
@@ -69,3 +70,41 @@ def test_open_suite_runs_scaled_with_every_entry_ok(path, tmp_path, monkeypatch,
     assert written["suite"]["name"] == suite.name
     assert {e["name"] for e in written["entries"]} == {e.name for e in suite.entries}
     assert os.path.getsize(tmp_path / "out" / "leaderboard.md") > 0
+
+
+def test_scale_suite_shortens_training_and_keeps_the_protocol(tmp_path):
+    registry = get_registry()
+    demo = SUITES / "demo.toml"
+    raw = read_suite_file(demo)
+    raw["checks"] = [{"entry": "copy-real", "value": "fid.fid", "expect": "<= 1"}]
+    scaled = scale_suite(raw, registry)
+    assert raw["suite"]["seeds"] == list(range(8)) and "checks" in raw  # the input is untouched
+    assert scaled["suite"]["seeds"] == [0, 1] and scaled["suite"]["cpu_threads"] == 1
+    assert "checks" not in scaled and "output" not in scaled
+    assert scaled["dataset"] == raw["dataset"]  # same data, same image size
+    vqvae2 = next(g for g in scaled["generators"] if g["plugin"] == "vqvae2")
+    # tiny preset, steps cut, the suite's other choices kept
+    assert vqvae2["train"] == {"preset": "tiny", "channels": 64, "codebook_size": 64,
+                               "vq_steps": 4, "prior_steps": 4}
+    assert [g["plugin"] for g in scaled["generators"]] == [g["plugin"] for g in raw["generators"]]
+    assert scaled["encoders"] == [{"plugin": "efficientnet-lite0", "resolution": 64}]
+    assert scaled["tasks"][0]["epochs"] == 1 and scaled["tasks"][0]["image_size"] == 32
+    suite = build_suite(scaled, demo, registry, allow_underpowered=True)
+    assert [e.name for e in suite.entries] == [
+        "copy-real", "classical-augment", "vqvae2", "noise", "heldout-real", "label-swap"]
+
+
+def test_limit_per_class_keeps_the_first_images_of_each_class(tmp_path):
+    from medsynbench.kinds import RunContext
+
+    registry = limit_per_class(get_registry(), 3)
+    dataset = registry.create("dataset", "phantom-xray", {"n_train": 5, "n_val": 4, "n_test": 2})
+    full = get_registry().create("dataset", "phantom-xray", dataset.params)
+    assert dataset.version != full.version  # a shared cache keeps the two apart
+    data = dataset.load(RunContext(workdir=tmp_path / "a"))
+    reference = full.load(RunContext(workdir=tmp_path / "b"))
+    assert {n: s.counts(2).tolist() for n, s in data.splits.items()} == {
+        "train": [3, 3], "val": [3, 3], "test": [2, 2]}
+    first = np.flatnonzero(reference.train.labels == 1)[:3]
+    np.testing.assert_array_equal(data.train.images[data.train.labels == 1],
+                                  reference.train.images[first])
