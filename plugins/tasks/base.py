@@ -49,7 +49,7 @@ from medsynbench.errors import ParameterError, TaskError
 from medsynbench.kinds import RunContext, Task
 from medsynbench.params import Param
 
-from ..datasets.bias import crop_border
+from ..datasets.bias import BIAS_PARAMETERS, crop_border
 from .classifiers import CLASSIFIERS, Classifier, build_classifier
 from .training import (
     TrainConfig,
@@ -77,10 +77,6 @@ def _positive(value: float) -> str | None:
 
 def _nonneg(value: float) -> str | None:
     return None if value >= 0 else f"must be ≥ 0, got {value}"
-
-
-def _crop(value: float) -> str | None:
-    return None if 0.0 <= value < 0.5 else f"must be in [0, 0.5), got {value}"
 
 
 def _synthetic_ratio(value: float) -> str | None:
@@ -127,7 +123,7 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
     "crop_border": Param(
         0.0, float, "fraction cut off every border of every image the classifier sees (real and "
         "synthetic), resized back: the cropped re-evaluation (0.17 removes the Kermany markers "
-        "at 128 px); 0: off", check=_crop,
+        "at 128 px); 0: off", check=BIAS_PARAMETERS["crop_border"].check,
     ),
 }
 # Parameters added after suites were published: at these values they are left out of a task's
