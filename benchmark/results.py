@@ -166,6 +166,7 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
             "modality": data.modality,
             "counts": runner.data_counts,
             "duplicates": runner.data_duplicates,
+            "flags": runner.real_only_flags.get("prepare", []),  # the prepare unit's warnings
         },
         "manifest": manifest,
         "real_only": runner.real_only,

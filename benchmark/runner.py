@@ -311,7 +311,8 @@ class Runner:
             return {"counts": counts, "duplicates": audit_prepared(splits)}
 
         path, info = self._unit(
-            "prepare", self.prepare_key, spec.plugin, {"plugin": spec.plugin}, work
+            "prepare", self.prepare_key, spec.plugin, {"plugin": spec.plugin}, work,
+            flag_key="prepare",
         )
         self.data = DataSplits.load(path)
         self.data_counts: dict[str, list[int]] = info["counts"]

@@ -123,10 +123,15 @@ def versus_classical_cell(result: Any) -> str:
     return f"{versus['delta_pp']:+.2f}{interval}"
 
 
-def flag_lines(entries: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-    """(entries, where, flag) for every warning kept on the board's entries; a warning raised
-    for several entries in the same place is listed once with all their names."""
-    found: dict[tuple[str, str], list[str]] = {}
+def flag_lines(
+    entries: Sequence[Mapping[str, Any]], dataset: Mapping[str, Any] | None = None
+) -> list[tuple[str, str, str]]:
+    """(entries, where, flag) for every warning kept on the board's entries — first those of
+    the data every entry shares (``dataset["flags"]``: duplicates across splits, upsampling);
+    a warning raised for several entries in the same place is listed once with all their names."""
+    data_flags = (dataset or {}).get("flags") or []
+    found: dict[tuple[str, str], list[str]] = {
+        ("data", str(flag)): ["every entry"] for flag in data_flags}
     for entry in entries:
         name = str(entry.get("name", "?"))
         places = [("generator", str(flag)) for flag in entry.get("flags") or []]
@@ -456,7 +461,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         checks = evaluate_checks((results.get("suite") or {}).get("checks") or [], entries)
     if checks:
         lines += checks_section(checks)
-    flags = flag_lines(shown)
+    flags = flag_lines(shown, results.get("dataset"))
     if flags:
         lines += ["## Flags", "", f"Warnings raised while computing these values ({FLAG}):", ""]
         lines += [f"- **{md_escape(n)}** · {md_escape(w)}: {md_escape(f)}" for n, w, f in flags]

@@ -195,3 +195,29 @@ def test_suite_cpu_threads_pin_torch_for_the_run(registry, tmp_path, monkeypatch
     results, _ = run(registry, path)
     assert seen == [3] and torch.get_num_threads() == before
     assert results["manifest"]["cpu_threads"] == 3
+
+
+def test_duplicates_across_splits_are_reported_in_results_and_flags(registry, tmp_path):
+    """The prepare stage audits every dataset plugin (here one that reads no files): test
+    images that copy training images are counted in results.json and flagged with the unit."""
+    path = tmp_path / "leaky.toml"
+    path.write_text(toy_suite_text(tmp_path).replace("n_per_class = 20",
+                                                     "n_per_class = 20\nleak = 2"))
+    run(registry, path)
+    text = (tmp_path / "out" / "results.json").read_text()
+    duplicates = json.loads(text)["dataset"]["duplicates"]
+    assert duplicates["exact_across"] == 2
+    flags = json.loads(text)["dataset"]["flags"]  # the prepare unit's warning, kept for the board
+    assert any("2 cluster(s) of duplicate images straddle splits" in f for f in flags)
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "**every entry** · data: 2 cluster(s) of duplicate images straddle splits" in board
+    run(registry, toy_suite_text_path(tmp_path))
+    clean_disk = json.loads((tmp_path / "clean" / "results.json").read_text())
+    assert clean_disk["dataset"]["duplicates"]["exact_across"] == 0
+
+
+def toy_suite_text_path(tmp_path: Path) -> Path:
+    path = tmp_path / "clean.toml"
+    path.write_text(toy_suite_text(tmp_path).replace(str(tmp_path / "out"),
+                                                     str(tmp_path / "clean")))
+    return path

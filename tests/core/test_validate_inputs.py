@@ -247,6 +247,9 @@ def test_every_shipped_suite_reads_its_data_from_medsynbench_data(path, registry
     for split in ("train", "val", "test"):
         for cls in ("NORMAL", "PNEUMONIA"):
             (data / "chest_xray" / split / cls).mkdir(parents=True)
+            (data / "kermany2018_chest_xray" / "chest_xray" / split / cls).mkdir(parents=True)
+    (data / "lung_pet_ct_dx" / "slices").mkdir(parents=True)
+    (data / "ct").mkdir()
     for cls in ("inflammatory", "necrosis", "stroma", "tumor", "fat", "gland"):
         (data / "bcss-lizard" / cls).mkdir(parents=True)
     (data / "CheXpert-v1.0").mkdir(parents=True)
