@@ -234,14 +234,16 @@ def apply_bias(data: DataSplits, params: dict[str, Any], seed: int) -> DataSplit
         jitter = rng.integers(-1, 2, size=(len(labels), 2))
         slots = [marker_slot(int(c), k, mode, False) if m else None
                  for c, m in zip(labels, carries, strict=True)]
-        splits[name] = ImageSet(burn_marker(base, slots, jitter=jitter), labels, split.groups)
+        splits[name] = ImageSet(burn_marker(base, slots, jitter=jitter), labels, split.groups,
+                                split.names)
         if name == "test":
             swapped = [marker_slot(int(c), k, mode, True) for c in labels]
             splits["test_swapped"] = ImageSet(burn_marker(base, swapped, jitter=jitter), labels,
-                                              split.groups)
-            splits["test_nomarker"] = ImageSet(base, labels, split.groups)
+                                              split.groups, split.names)
+            splits["test_nomarker"] = ImageSet(base, labels, split.groups, split.names)
     if crop > 0:
-        splits = {name: ImageSet(crop_border(np.asarray(s.images), crop), s.labels, s.groups)
+        splits = {name: ImageSet(crop_border(np.asarray(s.images), crop), s.labels, s.groups,
+                                 s.names)
                   for name, s in splits.items()}
     info = {**data.info, "marker_rate": rate, "marker_mode": mode, "crop_border": crop}
     return DataSplits(splits, data.class_names, data.modality, info)

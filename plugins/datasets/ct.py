@@ -51,6 +51,10 @@ WINDOWS: dict[str, tuple[float, float]] = {  # name: (center, width) in HU
     "bone": (400.0, 1800.0),
     "brain": (40.0, 80.0),
 }
+# Montage datasets split by volume group (patient) and leave duplicate images to the runner's
+# audit (medsynbench.hygiene.audit_prepared, a warning with names): montages of one volume are
+# never copies of another patient's, so there is no ``duplicates`` policy to choose here.
+MONTAGE_SPLIT_PARAMETERS = {k: v for k, v in SPLIT_PARAMETERS.items() if k != "duplicates"}
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SHORT_VOLUMES = ("error", "fewer", "repeat")
 
@@ -336,7 +340,7 @@ class CTMontage(FileDataset):
         "fit": Param("stretch", str, "unused for volumes (slices are resized)", choices=FITS),
         "on_error": Param("fail", str, "unreadable files or inconsistent series: fail or skip",
                           choices=("fail", "skip")),
-        **SPLIT_PARAMETERS,
+        **MONTAGE_SPLIT_PARAMETERS,
     }
 
     def window(self) -> tuple[float, float]:

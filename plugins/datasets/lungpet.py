@@ -27,6 +27,7 @@ from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
 
 from .ct import (
+    MONTAGE_SPLIT_PARAMETERS,
     SHORT_VOLUMES,
     montage_slices,
     require_train_and_test,
@@ -100,7 +101,7 @@ class LungPetCTDx(FileDataset):
         "short_volumes": Param("error", str, "series with fewer than n_montages × "
                                "slices_per_montage slices: error, fewer or repeat",
                                choices=SHORT_VOLUMES),
-        **SPLIT_PARAMETERS,
+        **MONTAGE_SPLIT_PARAMETERS,
         # Two patients: one per side, no val (see the module docstring).
         "val_fraction": dataclasses.replace(SPLIT_PARAMETERS["val_fraction"], default=0.0),
         "test_fraction": dataclasses.replace(SPLIT_PARAMETERS["test_fraction"], default=0.5),

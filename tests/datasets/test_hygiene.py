@@ -256,6 +256,15 @@ def test_runner_audit_covers_a_procedural_dataset() -> None:
     assert hy.audit_prepared(clean)["clusters"] == 0
 
 
+def test_probe_views_of_a_split_are_not_leaks_but_their_copies_of_train_are() -> None:
+    a, b = _smooth(3)[None], _smooth(4)[None]
+    splits = {"train": ImageSet(a, np.array([0])), "test": ImageSet(b, np.array([0])),
+              "test_nomarker": ImageSet(b.copy(), np.array([0]))}  # a view of test, made so
+    assert hy.audit(splits).totals()["exact_across"] == 0
+    splits["test_swapped"] = ImageSet(a.copy(), np.array([0]))  # but a copy of a train image
+    assert hy.audit(splits).totals()["exact_across"] == 1
+
+
 def test_phantom_dataset_has_no_duplicates(ctx: RunContext) -> None:
     from medsynbench.plugins.datasets.phantom_xray import PhantomXray
 
