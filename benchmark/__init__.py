@@ -9,7 +9,17 @@ from __future__ import annotations
 from .data import DataSplits, ImageSet
 from .errors import MedSynBenchError
 from .hookspecs import hookimpl
-from .kinds import Dataset, Encoder, Generator, Metric, MetricInputs, Quantity, RunContext, Task
+from .kinds import (
+    Dataset,
+    Encoder,
+    Generator,
+    ImageSize,
+    Metric,
+    MetricInputs,
+    Quantity,
+    RunContext,
+    Task,
+)
 from .params import Param
 
 __version__ = "0.1.0"
@@ -20,6 +30,7 @@ __all__ = [
     "Encoder",
     "Generator",
     "ImageSet",
+    "ImageSize",
     "MedSynBenchError",
     "Metric",
     "MetricInputs",

@@ -31,7 +31,7 @@ from .kinds import Dataset, Encoder, Generator, Metric, MetricInputs, RunContext
 from .mosaic import save_mosaic
 from .progress import ProgressUI
 from .registry import PluginRegistry
-from .suite import EntrySpec, MetricSpec, Suite
+from .suite import EntrySpec, MetricSpec, Suite, check_image_size
 
 __all__ = ["STAGES", "EntryState", "Runner", "resolve_device"]
 
@@ -342,6 +342,8 @@ class Runner:
                 f"{', '.join(self.data.splits)}); choose one of those or give the dataset the "
                 "split (e.g. n_val for the phantoms); nothing was fitted"
             )
+        # Datasets that learn their image size only when read: generators' size rules here.
+        check_image_size(self.suite, self.registry, self.data.image_shape)
 
     def _generator(self, entry: EntryState) -> Generator:
         gen = self.registry.create("generator", entry.spec.plugin, entry.spec.train)

@@ -234,7 +234,8 @@ def _verdict(document: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) 
         for f in verdict.get("families") or []
     )
     flags = "".join(
-        f"<li><strong>{_e(n)}</strong> · {_e(w)}: {_e(f)}</li>" for n, w, f in flag_lines(entries, document.get("dataset"))
+        f"<li><strong>{_e(n)}</strong> · {_e(w)}: {_e(f)}</li>"
+        for n, w, f in flag_lines(entries, document.get("dataset"))
     )
     parts = ['<h2 id="verdict">What the differences mean</h2>',
              f'<ul class="verdict">{items}</ul>']

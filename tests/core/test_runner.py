@@ -221,3 +221,18 @@ def toy_suite_text_path(tmp_path: Path) -> Path:
     path.write_text(toy_suite_text(tmp_path).replace(str(tmp_path / "out"),
                                                      str(tmp_path / "clean")))
     return path
+
+
+def test_size_rules_are_checked_right_after_prepare_when_validate_could_not(registry, tmp_path):
+    """The toy dataset's size is only known once loaded: a generator that cannot take it is
+    refused after prepare, naming it, before any fit."""
+    from medsynbench.errors import SuiteError
+
+    path = tmp_path / "sized.toml"
+    text = toy_suite_text(tmp_path).replace("n_per_class = 20", "n_per_class = 20\nsize = 12")
+    text = text.replace('[[metrics]]', '[[generators]]\nplugin = "vqvae2"\n'
+                        'train = { preset = "tiny" }\n\n[[metrics]]', 1)
+    path.write_text(text)
+    with pytest.raises(SuiteError, match=r"vqvae2.*12"):
+        run(registry, path)
+    assert not (tmp_path / "alpha.log").exists()  # nothing was fitted
