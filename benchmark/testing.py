@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 
 from .data import DataSplits, ImageSet
-from .kinds import KINDS, Dataset, RunContext
 from .registry import PluginRegistry
 
-__all__ = ["SMOKE_VALUES", "limit_per_class", "make_toy_splits", "scale_suite"]
+__all__ = ["SMOKE_VALUES", "make_toy_splits", "scale_suite"]
 
 
 def make_toy_splits(
@@ -119,35 +118,3 @@ def _shorten(table: dict[str, Any], declared: Mapping[str, Any]) -> None:
             table[key] = value
     for key in _DROPPED:
         table.pop(key, None)
-
-
-def limit_per_class(registry: PluginRegistry, per_class: int) -> PluginRegistry:
-    """A copy of ``registry`` (same classes and lifecycle hooks) in which every dataset that
-    declares no ``max_per_class`` parameter keeps at most ``per_class`` images of each class in
-    every split, the first in the split's order — so that a real-data suite runs end to end in
-    seconds. A stopgap: it reads the whole dataset first, where ``max_per_class`` would not."""
-    limited = PluginRegistry()
-    limited.pm = registry.pm
-    for kind in KINDS:
-        for name in registry.names(kind):
-            cls = registry.get(kind, name)
-            if issubclass(cls, Dataset) and "max_per_class" not in cls.parameters:
-                cls = _first_per_class(cls, per_class)
-            limited.register(kind, cls, cls.distribution, cls.distribution_version)
-    return limited
-
-
-def _first_per_class(cls: type[Dataset], per_class: int) -> type[Dataset]:
-    def load(self: Dataset, ctx: RunContext) -> DataSplits:
-        data = cls.load(self, ctx)
-        splits = {}
-        for split, images in data.splits.items():
-            keep = [np.flatnonzero(images.labels == c)[:per_class] for c in range(data.n_classes)]
-            splits[split] = images.subset(np.sort(np.concatenate(keep)))
-        return DataSplits(splits, data.class_names, data.modality,
-                          {**data.info, "first_per_class": per_class})
-
-    # Its own version: a cache shared with full runs must not mistake one for the other.
-    return type(cls.__name__, (cls,), {"load": load, "__doc__": cls.__doc__,
-                                        "__module__": cls.__module__,
-                                        "version": f"{cls.version}+first{per_class}"})

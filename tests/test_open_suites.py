@@ -4,8 +4,9 @@ A suite is open-data when its dataset lives under ``$MEDSYNBENCH_DATA`` (its ``r
 dataset's default folder there) and ../shared/data holds that folder; the others skip (generated
 data: tests/test_demo.py and tests/test_validation.py run those). Each suite is read as shipped
 and scaled by :func:`medsynbench.testing.scale_suite` (2 seeds, tiny generator presets, a few
-steps, one epoch) — same dataset and image size, entries, encoders, metrics and tasks — then run
-by the Runner on the CPU. New suites are picked up by file name.
+steps, one epoch, at most 16 images per class in every split where the dataset declares
+``max_per_class`` — chosen before decoding) — same dataset and image size, entries, encoders,
+metrics and tasks — then run by the Runner on the CPU. New suites are picked up by file name.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from medsynbench.registry import get_registry
 from medsynbench.runner import Runner
 from medsynbench.suite import build_suite, read_suite_file
-from medsynbench.testing import limit_per_class, scale_suite
+from medsynbench.testing import scale_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 PER_CLASS = 16
@@ -55,9 +55,7 @@ def test_open_suite_runs_scaled_with_every_entry_ok(path, tmp_path, monkeypatch,
     if not folder.exists():
         pytest.skip(f"{folder} is absent: the suite's data is not in the shared data folder")
 
-    # Until every dataset declares max_per_class (which scale_suite sets), the first 16 images
-    # of each class of every split.
-    registry = limit_per_class(get_registry(), PER_CLASS)
+    registry = get_registry()
     raw = scale_suite(read_suite_file(path), registry, per_class=PER_CLASS)
     suite = build_suite(raw, path, registry, allow_underpowered=True)
     results = Runner(suite, registry, tmp_path / "out", device="cpu").run()
@@ -94,17 +92,14 @@ def test_scale_suite_shortens_training_and_keeps_the_protocol(tmp_path):
         "copy-real", "classical-augment", "vqvae2", "noise", "heldout-real", "label-swap"]
 
 
-def test_limit_per_class_keeps_the_first_images_of_each_class(tmp_path):
-    from medsynbench.kinds import RunContext
-
-    registry = limit_per_class(get_registry(), 3)
-    dataset = registry.create("dataset", "phantom-xray", {"n_train": 5, "n_val": 4, "n_test": 2})
-    full = get_registry().create("dataset", "phantom-xray", dataset.params)
-    assert dataset.version != full.version  # a shared cache keeps the two apart
-    data = dataset.load(RunContext(workdir=tmp_path / "a"))
-    reference = full.load(RunContext(workdir=tmp_path / "b"))
-    assert {n: s.counts(2).tolist() for n, s in data.splits.items()} == {
-        "train": [3, 3], "val": [3, 3], "test": [2, 2]}
-    first = np.flatnonzero(reference.train.labels == 1)[:3]
-    np.testing.assert_array_equal(data.train.images[data.train.labels == 1],
-                                  reference.train.images[first])
+def test_scale_suite_caps_images_per_class_where_the_dataset_declares_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSYNBENCH_DATA", str(tmp_path))
+    registry = get_registry()
+    raw = read_suite_file(SUITES / "pneumoniamnist-lite.toml")
+    assert "max_per_class" not in raw["dataset"]
+    scaled = scale_suite(raw, registry, per_class=PER_CLASS)
+    assert scaled["dataset"] == {**raw["dataset"], "max_per_class": PER_CLASS}
+    raw["dataset"]["max_per_class"] = 5  # a smaller cap of the suite's own stays
+    assert scale_suite(raw, registry, per_class=PER_CLASS)["dataset"]["max_per_class"] == 5
+    lungpet = read_suite_file(SUITES / "ct-lungpet-smoke.toml")  # 28 montages: nothing to cap
+    assert scale_suite(lungpet, registry)["dataset"] == lungpet["dataset"]

@@ -8,6 +8,12 @@ DataError that says what to download, from where, and the layout expected under 
 Every image read gets a name (its path relative to the root) and, after the split,
 :meth:`FileDataset.finish_splits` applies the ``duplicates`` policy (see :mod:`.splits`) and
 stores the duplicate report in ``info["duplicates"]``.
+
+``max_per_class`` (:data:`MAX_PER_CLASS`, for quick runs) keeps at most N images of each class
+in every split, the first N in the dataset's stable file order (:func:`first_per_class`; no
+random choice), picked from the file listing before anything is decoded. Unset, it is left out
+of the parameters (:meth:`FileDataset.validate`), so protocol hashes and prepared-cache keys
+stay those of suites written before it existed.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
 from medsynbench.hygiene import Fingerprints, fingerprint
 
-from .imageio import FITS, IMAGE_EXTENSIONS, ReadSpec, read_images
+from .imageio import FITS, IMAGE_EXTENSIONS, ReadSpec, is_image_file, read_images
 from .prepared import cached_splits, listing_digest
 from .splits import (
     SPLIT_PARAMETERS,
@@ -35,7 +41,14 @@ from .splits import (
     split_set,
 )
 
-__all__ = ["FILE_PARAMETERS", "FileDataset", "scan_class_folders", "warn_small_splits"]
+__all__ = [
+    "FILE_PARAMETERS",
+    "MAX_PER_CLASS",
+    "FileDataset",
+    "first_per_class",
+    "scan_class_folders",
+    "warn_small_splits",
+]
 
 
 def _resolution(value: int) -> str | None:
@@ -53,15 +66,45 @@ FILE_PARAMETERS: dict[str, Param] = {
 }
 
 
+def _per_class_cap(value: int) -> str | None:
+    if value >= 1:
+        return None
+    return (f"must be a number of images per class, at least 1, got {value}; remove the key "
+            "(or set it to nothing) to keep every image")
+
+
+MAX_PER_CLASS = Param(
+    None, int, "at most this many images of each class in every split, the first in the "
+    "dataset's file order, chosen before decoding (None: all); for quick runs",
+    nullable=True, check=_per_class_cap,
+)
+# Parameters added after suites were published: unset (None) they are left out of a dataset's
+# ``params``, hence out of the protocol hash and the prepared-cache key, which then equal those
+# from before they existed.
+_UNHASHED_WHEN_UNSET = ("max_per_class",)
+
+
+def first_per_class(labels: Sequence[int] | np.ndarray, limit: int | None) -> np.ndarray:
+    """Sorted indices of the first ``limit`` items of each class in ``labels`` (all items when
+    ``limit`` is None): the deterministic choice behind ``max_per_class``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if limit is None:
+        return np.arange(len(labels))
+    keep = [np.flatnonzero(labels == c)[:limit] for c in np.unique(labels)]
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
 def scan_class_folders(
     directory: Path, class_names: Sequence[str] | None = None, allow_missing: bool = False
 ) -> tuple[list[tuple[Path, int]], tuple[str, ...], list[Path]]:
     """Image files of ``directory/<class>/``: (path, label) pairs, class names, ignored files.
 
     ``class_names`` fixes the classes and their order (folder names are matched
-    case-insensitively); otherwise every sub-folder is a class, sorted by name. Files without
-    an image extension (notes, ``.DS_Store``, CSVs) are ignored and returned separately; a
-    class folder with no image raises a DataError naming it. ``allow_missing`` accepts absent
+    case-insensitively); otherwise every sub-folder is a class, sorted by name. Images are
+    files with an image extension or DICOM files without one (``IM0001``, a UID: recognised by
+    their ``DICM`` preamble, :func:`.imageio.is_image_file`); other files (notes,
+    ``.DS_Store``, CSVs) are ignored and returned separately; a class folder with no image
+    raises a DataError naming it. ``allow_missing`` accepts absent
     class folders (a val split without one class).
     """
     if not directory.is_dir():
@@ -87,12 +130,14 @@ def scan_class_folders(
             continue
         folder = folders[name.lower()]
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
-        ignored.extend(p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS)
+        readable = [is_image_file(p) for p in files]
+        images = [p for p, ok in zip(files, readable, strict=True) if ok]
+        ignored.extend(p for p, ok in zip(files, readable, strict=True) if not ok)
         if not images:
             raise DataError(
                 f"class folder {folder} contains no images (extensions "
-                f"{', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove the folder"
+                f"{', '.join(sorted(IMAGE_EXTENSIONS))}, or DICOM files without one); add "
+                "images or remove the folder"
             )
         items.extend((p, label) for p in images)
     return items, names, ignored
@@ -135,6 +180,21 @@ class FileDataset(Dataset):
     channels: ClassVar[int] = 3
     default_resolution: ClassVar[int | None] = None
     parameters: ClassVar[dict[str, Param]] = {**FILE_PARAMETERS, **SPLIT_PARAMETERS}
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """The declared parameters, less those of ``_UNHASHED_WHEN_UNSET`` left unset."""
+        resolved = super().validate(params, where)
+        for key in _UNHASHED_WHEN_UNSET:
+            if key in resolved and resolved[key] is None:
+                del resolved[key]
+        return resolved
+
+    @property
+    def max_per_class(self) -> int | None:
+        """The ``max_per_class`` cap (None: every image)."""
+        value = self.params.get("max_per_class")
+        return None if value is None else int(value)
 
     # --- root and messages -------------------------------------------------------------
     def candidate_roots(self) -> list[Path]:
@@ -228,6 +288,10 @@ class FileDataset(Dataset):
                 data.groups)
             removed = {"all": dropped} if dropped else {}
             out, out_prints = self._split_random(grouped, prints, use_groups)
+            if self.max_per_class is not None:  # the pool held more: see ClassFolderDataset.load
+                keep = {k: first_per_class(v.labels, self.max_per_class) for k, v in out.items()}
+                out = {k: v.subset(keep[k]) for k, v in out.items()}
+                out_prints = {k: v.subset(keep[k]) for k, v in out_prints.items()}
             if use_groups:
                 assert_groups_disjoint(out)
             info["split"] = {"kind": "random", "seed": self.params["split_seed"],

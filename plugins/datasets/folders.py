@@ -19,6 +19,11 @@ Without ``group_by`` each dataset uses its own rule (kaggle-cxr: the manifest's
 ``group_id``; bcss-lizard: the slide in the file name). Groups are resolved before any image is
 decoded, so a bad manifest or tag fails at once and caches nothing. Given split folders are
 kept, but groups that straddle them are warned about (``resplit = true`` re-splits by group).
+
+``max_per_class = N`` picks files before decoding, in scan order (class folders sorted, files
+sorted by path): given split folders keep the first N files of each class each; a random split
+reads the first N × (number of splits it makes) files of each class, splits them, and keeps the
+first N of each class on every side.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ from medsynbench.errors import DataError
 from PIL import Image
 
 from .bias import BIAS_PARAMETERS, apply_bias
-from .files import FILE_PARAMETERS, FileDataset, scan_class_folders
+from .files import (
+    FILE_PARAMETERS,
+    MAX_PER_CLASS,
+    FileDataset,
+    first_per_class,
+    scan_class_folders,
+)
 from .splits import (
     GROUP_PARAMETERS,
     SPLIT_PARAMETERS,
@@ -55,7 +66,8 @@ PATHOLOGY_CLASSES = ("inflammatory", "necrosis", "stroma", "tumor", "fat", "glan
 RESPLIT = Param(False, bool, "merge the given split folders and re-split randomly "
                 "(group-aware) with val_fraction/test_fraction")
 FOLDER_PARAMETERS: dict[str, Param] = {
-    **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT, **GROUP_PARAMETERS}
+    **FILE_PARAMETERS, **SPLIT_PARAMETERS, "resplit": RESPLIT, **GROUP_PARAMETERS,
+    "max_per_class": MAX_PER_CLASS}
 
 
 class ClassFolderDataset(FileDataset):
@@ -150,10 +162,13 @@ class ClassFolderDataset(FileDataset):
             ctx.log(f"{self.name}: ignored {len(ignored)} non-image files, e.g. {ignored[0]}")
         kept = {split: [(p, int(mapping[c])) for p, c in items if mapping[c] >= 0]
                 for split, items in per_split.items()}
+        if self.max_per_class is not None:
+            kept = {split: self._first_files(items, split) for split, items in kept.items()}
         groups = {split: self.resolve_groups([p for p, _ in items], ctx)
                   for split, items in kept.items()}
         if "all" not in kept:
             self.warn_groups_across(kept, groups, ctx)
+        # Every listed file, not only those kept: which are the first N depends on them all.
         sources = [p for items in per_split.values() for p, _ in items]
         rule = self.group_rule()
         if rule and rule.startswith("manifest:"):
@@ -164,6 +179,8 @@ class ClassFolderDataset(FileDataset):
             info: dict[str, Any] = {"skipped_files": [], "upsampled": 0,
                                     "ignored_files": len(ignored), "groups_from": rule,
                                     **self.describe()}
+            if self.max_per_class is not None:
+                info["max_per_class"] = self.max_per_class
             for split, items in kept.items():
                 data, read_info = self.read(
                     [p for p, _ in items], [c for _, c in items], ctx, split, groups[split])
@@ -176,6 +193,17 @@ class ClassFolderDataset(FileDataset):
             return DataSplits(sets, class_names, self.modality, info)
 
         return self.prepare(ctx, sources, build)
+
+    def _first_files(self, items: list[tuple[Path, int]], split: str) -> list[tuple[Path, int]]:
+        """The first ``max_per_class`` files of each class (a random split's pool: that many
+        per side it makes, cut to the cap per side after the split, in finish_splits)."""
+        limit = self.max_per_class
+        assert limit is not None
+        if split == "all":
+            sides = 1 + (self.params["val_fraction"] > 0) + (self.params["test_fraction"] > 0)
+            limit *= sides
+        index = first_per_class([c for _, c in items], limit)
+        return [items[i] for i in index.tolist()]
 
     def warn_groups_across(
         self, kept: dict[str, list[tuple[Path, int]]], groups: dict[str, list[str] | None],
@@ -209,7 +237,8 @@ class ImageFolder(ClassFolderDataset):
     default_folder: ClassVar[str] = "imagefolder"
     download: ClassVar[str] = "nothing: point `root` at your own images."
     layout: ClassVar[str] = (
-        "  <root>/<class>/*.png|jpg|tif ...            (split randomly), or\n"
+        "  <root>/<class>/*.png|jpg|tif|dcm ...        (split randomly; DICOM files may\n"
+        "                                              have no extension), or\n"
         "  <root>/{train,val,test}/<class>/*.png ...  (split kept as given)"
     )
     parameters: ClassVar[dict[str, Param]] = {

@@ -5,6 +5,10 @@ H = 28, or 64/128/224 for MedMNIST+) and ``{train,val,test}_labels`` (N×1). The
 split is kept. Multi-label files (chestmnist) need ``label_column`` to pick one finding.
 File lookup under ``root``: ``<flag>.npz`` (28 px) or ``<flag>_<size>.npz``, else the single
 ``*.npz`` whose name starts with the flag; ``file`` names a file directly.
+
+``max_per_class = N`` keeps the first N images of each class of every split, in the file's
+order, chosen from the labels before the images are converted or resized (an ``.npz`` member is
+read whole, so the file is still read in full).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from medsynbench.errors import DataError
 from PIL import Image
 
 from .bias import BIAS_PARAMETERS, apply_bias
-from .files import FILE_PARAMETERS, FileDataset
+from .files import FILE_PARAMETERS, MAX_PER_CLASS, FileDataset, first_per_class
 
 __all__ = ["MEDMNIST_CLASSES", "MedMNIST", "PathMNIST", "PneumoniaMNIST"]
 
@@ -79,6 +83,7 @@ class MedMNIST(FileDataset):
                       nullable=True),
         "label_column": Param(None, int, "for multi-label files: which label column to use",
                               nullable=True),
+        "max_per_class": MAX_PER_CLASS,
     }
 
     @property
@@ -119,6 +124,15 @@ class MedMNIST(FileDataset):
             f"dataset {self.name!r}: no {' or '.join(names)} in {root} ({found}).\n"
             f"Download: {self.download}\nor pass file = \"<path>\"."
         )
+
+    def planned_image_size(self) -> tuple[int, int] | None:
+        """``resolution`` when set, else ``size`` when the file is looked up by flag and size
+        (not given as ``file``). A file found by name prefix may hold another size: the runner
+        checks the loaded images against the generators right after preparing them."""
+        side = self.params.get("resolution")
+        if side is None and not self.params.get("file"):
+            side = self.params["size"]
+        return None if side is None else (int(side), int(side))
 
     def class_names(self, n_classes: int) -> tuple[str, ...]:
         names = MEDMNIST_CLASSES.get(self.flag)
@@ -172,11 +186,17 @@ class MedMNIST(FileDataset):
                 for split in SPLITS:
                     if f"{split}_images" not in npz.files:
                         continue
-                    images = self._images(npz[f"{split}_images"], f"{split}_images", ctx)
                     labels = self._labels(npz[f"{split}_labels"], f"{split}_labels")
-                    sets[split] = ImageSet(images, labels)
+                    keep = first_per_class(labels, self.max_per_class)
+                    raw = npz[f"{split}_images"]
+                    if len(keep) < len(labels):
+                        raw = raw[keep]
+                    images = self._images(raw, f"{split}_images", ctx)
+                    sets[split] = ImageSet(images, labels[keep])
             n_classes = int(max(int(s.labels.max()) for s in sets.values() if len(s))) + 1
             info: dict[str, Any] = {"file": str(path), "flag": self.flag, **self.describe()}
+            if self.max_per_class is not None:
+                info["max_per_class"] = self.max_per_class
             modality = _MODALITY.get(self.flag, self.modality)
             return DataSplits(sets, self.class_names(n_classes), modality, info)
 
