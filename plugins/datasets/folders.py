@@ -237,9 +237,10 @@ class ImageFolder(ClassFolderDataset):
     default_folder: ClassVar[str] = "imagefolder"
     download: ClassVar[str] = "nothing: point `root` at your own images."
     layout: ClassVar[str] = (
-        "  <root>/<class>/*.png|jpg|tif|dcm ...        (split randomly; DICOM files may\n"
-        "                                              have no extension), or\n"
-        "  <root>/{train,val,test}/<class>/*.png ...  (split kept as given)"
+        "  <root>/<class>/<image files>                   (split randomly), or\n"
+        "  <root>/{train,val,test}/<class>/<image files>  (split kept as given)\n"
+        "  image files: .png .jpg .tif ... and DICOM .dcm (or DICOM files without an\n"
+        "  extension, e.g. IM0001 or a UID, recognised by their DICM preamble)"
     )
     parameters: ClassVar[dict[str, Param]] = {
         **FOLDER_PARAMETERS,

@@ -165,6 +165,32 @@ def test_imagefolder_reads_dicom_class_folders_and_mixed_folders(tmp_path: Path,
     assert data.info["skipped_files"] == []
 
 
+def test_imagefolder_picks_up_extensionless_dicoms_and_ignores_other_files(
+        tmp_path: Path, ctx: RunContext) -> None:
+    # PACS exports: IM0001-style names and bare UIDs, no extension; a note and a CSV beside.
+    uid = "1.2.826.0.1.3680043.8.498.{}"
+    rng = np.random.default_rng(0)
+
+    def pixels(value: int) -> Any:  # distinct noise: no duplicate clusters to regroup
+        return (rng.integers(0, 50, (16, 16)) + value).astype(np.uint8)
+
+    for cls, value in (("a", 40), ("b", 200)):
+        for i in range(3):
+            write_dicom(tmp_path / cls / f"IM{i + 1:04d}", pixels(value))
+        write_dicom(tmp_path / cls / uid.format(value), pixels(value))
+        (tmp_path / cls / "README").write_text("exported from PACS")
+        (tmp_path / cls / "labels.csv").write_text("file,label\n")
+    data = ImageFolder(root=str(tmp_path), channels=1, resolution=16, test_fraction=0.5,
+                       val_fraction=0.0).load(ctx)
+    assert data.class_names == ("a", "b")
+    assert sum(len(s) for s in data.splits.values()) == 8  # 4 DICOMs per class, no note/CSV
+    assert data.info["ignored_files"] == 4
+    names = sorted(n for s in data.splits.values() for n in s.names.tolist())
+    assert names[:4] == ["a/1.2.826.0.1.3680043.8.498.40", "a/IM0001", "a/IM0002", "a/IM0003"]
+    assert all(s.images[s.labels == 1].min() >= 200 for s in data.splits.values())
+    assert ".dcm" in ImageFolder.layout
+
+
 def test_dicom_without_pixels_and_multiframe_are_named_and_nothing_is_cached(
         tmp_path: Path, cached_ctx: RunContext) -> None:
     for i in range(3):

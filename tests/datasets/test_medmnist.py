@@ -76,3 +76,19 @@ def test_shared_pneumoniamnist(shared_data: Path, ctx: RunContext) -> None:
     assert {k: len(v) for k, v in data.splits.items()} == {"train": 4708, "val": 524, "test": 624}
     assert data.train.counts(2).tolist() == [1214, 3494]
     assert data.test.counts(2).tolist() == [234, 390]
+
+
+
+def test_planned_image_size_from_resolution_or_size_unless_a_file_is_given(
+        tmp_path: Path) -> None:
+    other = _npz(tmp_path / "other.npz", size=64)
+    plan: list[tuple[dict[str, object], tuple[int, int] | None]] = [
+        ({}, (28, 28)),
+        ({"size": 64}, (64, 64)),
+        ({"size": 64, "resolution": 32}, (32, 32)),
+        ({"file": str(other)}, None),  # an explicit file may hold any size
+        ({"file": str(other), "resolution": 48}, (48, 48)),
+    ]
+    for given, expected in plan:
+        dataset = MedMNIST(root=str(tmp_path), flag="pathmnist", **given)
+        assert dataset.planned_image_size() == expected, given
