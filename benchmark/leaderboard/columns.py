@@ -5,9 +5,13 @@ the same order: utility tasks (ranking priority), then metric columns grouped by
 (fidelity, variety, privacy, efficiency, anything else), then the entry's efficiency record.
 
 Every known quantity has a human name and a one-line definition (:data:`QUANTITIES`, the same
-text as the "Quantities on the board" section of docs/leaderboard.md); unknown ones show their
-key. :data:`HEADLINE` names the few columns of the compact main table — one or two per axis —
-the rest are folded into the full table. Values are shown to the precision of their column
+text as the "Quantities on the board" section of docs/leaderboard.md; per-class keys such as
+``marker-rate.marker_rate[normal]`` are named from their base, :func:`quantity`); unknown ones
+show their key. Utility tasks are described by their *plugin* (:data:`TASKS`), found in the
+suite's protocol that results.json records (a task may be renamed, e.g. ``augmentation-cropped``
+running ``augmentation``), with the parameters that set it apart (:func:`describe_task`).
+:data:`HEADLINE` names the few columns of the compact main table — one or two per axis — the
+rest are folded into the full table. Values are shown to the precision of their column
 (:func:`column_decimals`): an FID of −9e-06 beside FIDs in the hundreds is float noise and shows
 as ``0.0``; the JSON and CSV keep the raw value.
 """
@@ -15,6 +19,7 @@ as ``0.0``; the JSON and CSV keep the raw value.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +33,14 @@ __all__ = [
     "HEADLINE",
     "QUANTITIES",
     "TASKS",
+    "TASK_SCORES",
+    "TASK_SETTINGS",
     "Column",
     "Quantity",
+    "TaskSpec",
     "column_decimals",
     "describe_column",
+    "describe_task",
     "efficiency_columns",
     "format_number",
     "format_p",
@@ -39,6 +48,9 @@ __all__ = [
     "headline_columns",
     "metric_columns",
     "metric_value",
+    "quantity",
+    "suite_tasks",
+    "task_settings",
 ]
 
 #: Metric axes in display order; metrics on other axes follow, alphabetically.
@@ -119,6 +131,16 @@ QUANTITIES: dict[str, Quantity] = {
     "authenticity.authenticity": Quantity("authenticity", "authenticity",
                                           "share of synthetic images judged authentic "
                                           "(not copies)"),
+    "marker-rate.marker_rate": Quantity("marker rate", "marker rate",
+                                        "share of synthetic images with a burned-in marker (a "
+                                        "bright, character-sized, isolated mark) in the border "
+                                        "band: a shortcut a classifier can learn"),
+    "marker-rate.real_marker_rate": Quantity("real marker rate", "real marker rate",
+                                             "the same share in the real reference set (what "
+                                             "the generator saw; equal for every entry)"),
+    "marker-rate.marker_rate_excess": Quantity("marker excess", "marker-rate excess",
+                                               "marker rate − real marker rate: > 0 the "
+                                               "generator adds markers, < 0 it drops them"),
     "fit_seconds": Quantity("fit s", "fit time", "seconds to fit the generator"),
     "fit_steps": Quantity("fit steps", "fit steps", "optimisation steps of the fit"),
     "sample_seconds": Quantity("sample s", "sampling time", "seconds to sample its images"),
@@ -143,6 +165,34 @@ TASKS: dict[str, str] = {
                       "images only",
     "bias-probe": "{primary} (test images with a misleading marker) of a classifier trained with "
                   "the synthetic images of the entry minus one trained on real images only",
+    "bias-probe-masked": "{primary} (the evaluation images with their real markers taken away) "
+                         "of a classifier trained with the synthetic images of the entry minus "
+                         "one trained on real images only",
+}
+#: Per-seed task scores worth a name (``plugin.score``), e.g. in the utility block of results.json.
+TASK_SCORES: dict[str, Quantity] = {
+    "bias-probe.accuracy_swapped": Quantity(
+        "accuracy swapped", "accuracy, markers swapped",
+        "accuracy when every marker sits where another class's would"),
+    "bias-probe.marker_gap": Quantity(
+        "marker gap", "marker reliance",
+        "accuracy without markers − accuracy with swapped markers (0 = no reliance)"),
+    "bias-probe-masked.accuracy_masked": Quantity(
+        "accuracy masked", "accuracy, markers taken away",
+        "accuracy on the evaluation images with the markers taken away (probe = band: the "
+        "border band flattened, an upper bound on reliance; marks: the detected marks erased, a "
+        "lower bound)"),
+    "bias-probe-masked.marker_gap": Quantity(
+        "marker gap", "marker reliance",
+        "accuracy as is − accuracy with the markers taken away (> 0: the classifier used what "
+        "was taken away; 0 = no reliance)"),
+}
+#: Task parameters that change what a task measures, with what they do: shown beside the task's
+#: description whenever set (``crop_border`` is left out of a task's parameters at its default 0).
+TASK_SETTINGS: dict[str, str] = {
+    "crop_border": "that fraction cut off every border of every image, resized back",
+    "probe": "how the markers are taken away",
+    "probe_border": "border band probed, fraction of the side",
 }
 
 #: Known fields of an entry's ``efficiency`` record with their display labels, in display order.
@@ -232,7 +282,8 @@ def metric_columns(
             if axis == "utility" or (wanted is not None and axis not in wanted):
                 continue
             hib = record.get("higher_is_better")
-            label = QUANTITIES[key].label if key in QUANTITIES else str(key)
+            known = quantity(str(key))
+            label = known.label if known is not None else str(key)
             direction = hib if isinstance(hib, bool) else None
             found[key] = Column(str(key), "metric", axis, label, direction)
     return sorted(
@@ -258,10 +309,89 @@ def headline_columns(columns: Sequence[Column]) -> list[Column]:
 
 def describe_column(column: Column) -> tuple[str, str]:
     """(human name, one-line definition) of a column; the key when it is not a known quantity."""
-    known = QUANTITIES.get(column.key)
+    known = quantity(column.key)
     if known is None:
         return column.label, f"{column.axis} quantity {column.key}"
     return known.name, known.definition
+
+
+_PER_CLASS = re.compile(r"^(?P<base>.+)\[(?P<cls>[^\[\]]+)\]$")
+
+
+def quantity(key: str) -> Quantity | None:
+    """The known quantity ``key`` (:data:`QUANTITIES`), or for a per-class key ``BASE[CLASS]``
+    (``marker-rate.marker_rate[normal]``) its base's, restricted to that class; else None."""
+    if key in QUANTITIES:
+        return QUANTITIES[key]
+    match = _PER_CLASS.match(key)
+    base = QUANTITIES.get(match["base"]) if match else None
+    if match is None or base is None:
+        return None
+    cls = match["cls"]
+    return Quantity(f"{base.label} {cls}", f"{base.name}, class {cls}",
+                    f"{base.definition}; among the images of class {cls}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A utility task of a suite as results.json records it: board name, plugin, parameters."""
+
+    name: str
+    plugin: str
+    params: Mapping[str, Any]
+
+
+def suite_tasks(suite: Mapping[str, Any] | None) -> dict[str, TaskSpec]:
+    """Task name → :class:`TaskSpec` from a results (or leaderboard) document's ``suite``
+    block: its ``protocol`` lists every task as ``[name, plugin, version, params]``. Empty when
+    the protocol is not recorded (older results)."""
+    protocol = suite.get("protocol") if isinstance(suite, Mapping) else None
+    rows = protocol.get("tasks") if isinstance(protocol, Mapping) else None
+    found: dict[str, TaskSpec] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, list) and len(row) >= 2 and all(isinstance(v, str) for v in row[:2]):
+            params = row[3] if len(row) > 3 and isinstance(row[3], Mapping) else {}
+            found[row[0]] = TaskSpec(row[0], row[1], params)
+    return found
+
+
+def task_settings(task: str, tasks: Mapping[str, TaskSpec]) -> list[str]:
+    """The parameters that set ``task`` apart, as ``"key value"``: those of
+    :data:`TASK_SETTINGS` it has (``crop_border`` only when not 0), and those whose value
+    differs from another task of the same plugin on the board (absent: the other's default)."""
+    spec = tasks.get(task)
+    if spec is None:
+        return []
+    keys = [k for k in TASK_SETTINGS if k in spec.params
+            and not (k == "crop_border" and not spec.params[k])]
+    for other in tasks.values():
+        if other.name != task and other.plugin == spec.plugin:
+            keys += [k for k in sorted(set(spec.params) | set(other.params))
+                     if k in spec.params and spec.params.get(k) != other.params.get(k)]
+    return [f"{k} {_setting_text(spec.params[k])}" for k in dict.fromkeys(keys)]
+
+
+def _setting_text(value: Any) -> str:
+    return format_number(float(value)) if isinstance(value, float) else str(value)
+
+
+def describe_task(task: str, primary: str, suite: Mapping[str, Any] | None = None) -> str:
+    """What Δ of the task named ``task`` measures (its primary score ``primary``), from its
+    plugin's text in :data:`TASKS` — the plugin found in ``suite``'s protocol, else the name
+    itself — followed, for a renamed task or one with :func:`task_settings`, by the plugin and
+    those settings, e.g. ``… (plugin augmentation, crop_border 0.17: that fraction cut off
+    every border of every image, resized back)``."""
+    tasks = suite_tasks(suite)
+    spec = tasks.get(task)
+    plugin = spec.plugin if spec is not None else task
+    what = TASKS.get(plugin, "{primary} with the synthetic images of the entry minus real only")
+    text = what.format(primary=primary)
+    settings = task_settings(task, tasks)
+    if plugin == task and not settings:
+        return text
+    explained = [f"{s}: {TASK_SETTINGS[s.split(' ')[0]]}" if s.split(" ")[0] in TASK_SETTINGS
+                 else s for s in settings]
+    return f"{text} (plugin {plugin}{''.join(', ' + s for s in explained)})"
 
 
 def efficiency_columns(entries: Iterable[Mapping[str, Any]]) -> list[Column]:

@@ -184,7 +184,7 @@ class FileDataset(Dataset):
     @classmethod
     def validate(cls, params: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """The declared parameters, less those of ``_UNHASHED_WHEN_UNSET`` left unset."""
-        resolved = super().validate(params, where)
+        resolved: dict[str, Any] = super().validate(params, where)
         for key in _UNHASHED_WHEN_UNSET:
             if key in resolved and resolved[key] is None:
                 del resolved[key]
