@@ -56,8 +56,11 @@ def scale_suite(
     ``allow_underpowered``: the first ``seeds`` seeds and one CPU thread; generators on their
     ``tiny`` preset where they have one; every :data:`SMOKE_VALUES` parameter a plugin
     declares set to its value; encoders' ``resolution`` at most ``encoder_resolution``; at most
-    ``per_class`` images per class where the dataset declares ``max_per_class``; no
-    ``[[checks]]`` (their answers are the full suite's) and no ``[output]``.
+    ``per_class`` images per class where the dataset declares ``max_per_class`` — and then
+    every entry without a ``count`` samples ``per_class`` images per class, so that k-NN
+    metrics see enough synthetic images whatever the tasks' ``synthetic_ratio`` (0.1 × 16
+    real images would leave 2 per class); no ``[[checks]]`` (their answers are the full
+    suite's) and no ``[output]``.
 
     What stays: the dataset and its image size, every entry, encoder, metric and task, and
     every other parameter. A preset can change a generator's architecture (ldm's ``tiny``
@@ -74,9 +77,12 @@ def scale_suite(
     # each other (a PixelCNN prior sampled 9× faster on the busy 2-core development VM).
     meta["cpu_threads"] = 1
     dataset = scaled.get("dataset", {})
-    if "max_per_class" in _declared(registry, "dataset", dataset.get("plugin")):
+    capped = "max_per_class" in _declared(registry, "dataset", dataset.get("plugin"))
+    if capped:
         dataset["max_per_class"] = min(dataset.get("max_per_class", per_class), per_class)
     for table in scaled.get("generators", []):
+        if capped:
+            table.setdefault("count", per_class)
         plugin = table.get("plugin")
         declared = _declared(registry, "generator", plugin)
         train = table.setdefault("train", {})

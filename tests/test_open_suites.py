@@ -99,7 +99,12 @@ def test_scale_suite_caps_images_per_class_where_the_dataset_declares_it(tmp_pat
     assert "max_per_class" not in raw["dataset"]
     scaled = scale_suite(raw, registry, per_class=PER_CLASS)
     assert scaled["dataset"] == {**raw["dataset"], "max_per_class": PER_CLASS}
+    # Every entry samples the cap per class: k-NN metrics need more than k synthetic images,
+    # which synthetic_ratio × 16 real images need not give.
+    assert {g.get("count") for g in scaled["generators"]} == {PER_CLASS}
     raw["dataset"]["max_per_class"] = 5  # a smaller cap of the suite's own stays
     assert scale_suite(raw, registry, per_class=PER_CLASS)["dataset"]["max_per_class"] == 5
     lungpet = read_suite_file(SUITES / "ct-lungpet-smoke.toml")  # 28 montages: nothing to cap
-    assert scale_suite(lungpet, registry)["dataset"] == lungpet["dataset"]
+    unscaled = scale_suite(lungpet, registry)
+    assert unscaled["dataset"] == lungpet["dataset"]
+    assert all("count" not in g for g in unscaled["generators"])
