@@ -12,10 +12,10 @@ from .columns import (
     AXIS_TITLES,
     DOCS_SECTION,
     QUANTITIES,
-    TASKS,
     Column,
     column_decimals,
     describe_column,
+    describe_task,
     efficiency_columns,
     format_p,
     format_value,
@@ -184,7 +184,8 @@ def value_formats(
 
 
 def delta_lines(
-    entries: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any], tasks: Sequence[str]
+    entries: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any], tasks: Sequence[str],
+    suite: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """One sentence per utility task: what Δ measures, the real-only score and the seeds."""
     real_only = verdict.get("real_only") or {}
@@ -195,10 +196,10 @@ def delta_lines(
         row = real_only.get(task) if isinstance(real_only, Mapping) else None
         primary = str((row or {}).get("primary") or
                       next((r.get("primary") for r in records if r.get("primary")), "score"))
-        what = TASKS.get(task, "{primary} with the synthetic images of the entry minus real only")
+        what = describe_task(task, primary, suite)  # by the task's plugin (suite.protocol)
         seeds = (row or {}).get("seeds") or max(
             (len(r.get("seeds") or []) for r in records), default=0)
-        text = f"{task} Δ = {what.format(primary=primary)}, in percentage points (pp)"
+        text = f"{task} Δ = {what}, in percentage points (pp)"
         text += f", mean over {seeds} paired seeds" if seeds else ""
         if row and isinstance(row.get("mean_pct"), int | float):
             text += f". Real only: {primary} {row['mean_pct']:.2f}%"
@@ -432,7 +433,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         RANKING_RULE,
         "",
     ]
-    lines += [f"- {md_escape(text)}" for text in delta_lines(shown, verdict, tasks)]
+    lines += [f"- {md_escape(text)}"
+              for text in delta_lines(shown, verdict, tasks, results.get("suite"))]
     budget = budget_line(entries, tasks)
     if budget:
         lines += [f"- Budget: {md_escape(budget)}"]

@@ -400,7 +400,8 @@ def render_html(document: Mapping[str, Any]) -> str:
     headline = headline_columns(columns)
     decimals = value_formats(columns, [*ok, *references])
     classes = [str(c) for c in dataset.get("class_names") or []]
-    explain = [*delta_lines([*ok, *references], document.get("verdict") or {}, tasks)]
+    explain = [*delta_lines([*ok, *references], document.get("verdict") or {}, tasks,
+                            document.get("suite"))]
     budget = budget_line(entries, tasks)
     explain += [f"Budget: {budget}"] if budget else []
     meta = (

@@ -166,12 +166,16 @@ def test_todays_pneumoniamnist_lite_fails_the_size_check(tmp_path, monkeypatch):
         path.write_text(PNEUMONIAMNIST_28.format(root=root, resolution=resolution))
         return path
 
-    # As shipped today: the size is only known from the file, so validation cannot prove it
-    # and the shipped-suite test above says so...
-    suite = load_suite(write(""), registry)
-    assert "set [dataset] resolution" in (unchecked_sizes(suite, registry) or "")
-    # ...and the runner's check after preparing the data refuses it before any fit.
-    dataset = registry.create("dataset", "pneumoniamnist", suite.dataset.params)
+    # As shipped today (no resolution): the dataset plans its 28 px from `size`, so validate
+    # refuses it, naming both entries at once.
+    with pytest.raises(SuiteError) as planned:
+        load_suite(write(""), registry)
+    assert [line.split(":")[0] for line in planned.value.problems] == [
+        "generators[2]", "generators[4]"]
+    # Data whose size is only known once read meets the runner's check after preparing it,
+    # which refuses it before any fit.
+    suite = load_suite(write("resolution = 32"), registry)
+    dataset = registry.create("dataset", "pneumoniamnist", {"root": str(root)})
     data = dataset.load(RunContext(workdir=tmp_path / "work"))
     assert data.image_shape == (1, 28, 28)
     with pytest.raises(SuiteError) as refused:
