@@ -430,6 +430,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         _suite_line(results, len(entries), len(failed)),
         "",
+    ]
+    description = (results.get("suite") or {}).get("description")
+    if description:  # the suite's own words, e.g. "PIPELINE CHECK ... (not evidence)"
+        lines += [f"> {md_escape(str(description))}", ""]
+    lines += [
         RANKING_RULE,
         "",
     ]

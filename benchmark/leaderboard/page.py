@@ -421,6 +421,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 <body>
 <h1>MedSynBench leaderboard — {_e(suite.get('name', '?'))}</h1>
 <p class="meta">{meta}</p>
+{f'<p class="description">{_e(suite["description"])}</p>' if suite.get("description") else ""}
 <p class="rule">{_e(document.get('ranking_rule', ''))}</p>
 <ul class="explain" id="delta-explained">{"".join(f"<li>{_e(t)}</li>" for t in explain)}</ul>
 {_ranked_table(document, ok, headline, decimals)}

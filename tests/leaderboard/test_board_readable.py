@@ -221,3 +221,15 @@ def test_full_board_keeps_raw_values_in_json(tmp_path: Path) -> None:
     assert copy_real["metrics"]["fid.fid"]["value"] == -8.561e-06
     text = (tmp_path / "site" / "leaderboard.md").read_text()
     assert "| copy-real | 0.0 |" in text and "e-06" not in text
+
+
+def test_the_suite_description_heads_the_board(tmp_path: Path) -> None:
+    """A suite that says what it is ("PIPELINE CHECK ... not evidence") says so on its board."""
+    results = make_results(standard_entries()[:3])
+    results["suite"]["description"] = "PIPELINE CHECK on 2 patients (not evidence)"
+    path = write_results(tmp_path / "run", results)
+    build_site([read_results(path)], tmp_path / "site")
+    assert "> PIPELINE CHECK on 2 patients (not evidence)" in (
+        tmp_path / "site" / "leaderboard.md").read_text()
+    assert '<p class="description">PIPELINE CHECK on 2 patients (not evidence)</p>' in (
+        tmp_path / "site" / "index.html").read_text()
