@@ -46,6 +46,7 @@ from .training import (
     resolve_preset,
     restore_module,
     save_checkpoint,
+    shared_tensor,
     to_unit,
     torch_generator,
 )
@@ -195,7 +196,7 @@ class LDM(Generator):
         ae, unet, ema = models["ae"], models["unet"], models["ema"]
         work = ctx.child(workdir=workdir)
         budget = TimeBudget(c["max_train_seconds"], 2)
-        images = torch.as_tensor(np.asarray(train.images))
+        images = shared_tensor(train.images)
         labels = torch.as_tensor(train.labels)
 
         ae_opt = torch.optim.Adam(ae.parameters(), lr=c["ae_lr"])

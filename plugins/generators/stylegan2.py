@@ -59,6 +59,7 @@ from .training import (
     resolve_device,
     resolve_preset,
     save_checkpoint,
+    shared_tensor,
     to_unit,
     torch_generator,
 )
@@ -151,7 +152,7 @@ class _TrainingStep:
     ) -> None:
         self.cfg, self.mirror, self.g, self.d, self.trainer = config, mirror, g, d, trainer
         self.device, self.seed = device, trainer.ctx.seed
-        self.images = torch.as_tensor(np.asarray(train.images)).to(device)
+        self.images = shared_tensor(train.images).to(device)
         self.labels_cpu = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
         self.labels = self.labels_cpu.to(device)
         self.policy = _policy(config["augment"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -55,6 +56,7 @@ __all__ = [
     "resolve_device",
     "resolve_preset",
     "save_checkpoint",
+    "shared_tensor",
     "to_unit",
     "torch_generator",
     "use_amp",
@@ -133,9 +135,21 @@ def prepare_module(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 
+def shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``array``'s memory, also when it is read-only.
+
+    The runner hands generators memory-mapped (read-only) splits; copying them to silence
+    torch's "not writable" warning would double the memory of a 30,000-image set. Nothing
+    here writes to these tensors (they are only read, indexed and copied to the device).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(array))
+
+
 def to_unit(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 N×C×H×W → float32 in [-1, 1] on ``device`` (channels-last on CUDA)."""
-    tensor = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+    tensor = shared_tensor(images) if isinstance(images, np.ndarray) else images
     out = tensor.to(device=device, dtype=torch.float32).div_(127.5).sub_(1.0)
     if device.type == "cuda":
         out = out.contiguous(memory_format=torch.channels_last)

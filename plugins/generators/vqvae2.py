@@ -46,6 +46,7 @@ from .training import (
     resolve_preset,
     restore_module,
     save_checkpoint,
+    shared_tensor,
     to_unit,
     torch_generator,
 )
@@ -247,7 +248,7 @@ class VQVAE2(Generator):
         budget: TimeBudget,
     ) -> list[dict[str, Any]]:
         c = self.config
-        images = torch.as_tensor(np.asarray(subset.images))
+        images = shared_tensor(subset.images)
         labels = torch.as_tensor(subset.labels)
         conditional = not c["per_class"]
         vae_opt = torch.optim.Adam(part.vae.parameters(), lr=c["vq_lr"])

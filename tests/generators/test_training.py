@@ -230,3 +230,18 @@ def test_measure_sampling_on_cpu() -> None:
     assert result["peak_gpu_memory_mb_8"] is None
     assert result["seconds_per_1000"] is not None and result["seconds_per_1000"] >= 0
     assert calls == [2, 4]
+
+
+def test_shared_tensor_reads_a_read_only_memory_map_without_copy_or_warning(tmp_path) -> None:
+    import warnings
+
+    import numpy as np
+    from medsynbench.plugins.generators.training import shared_tensor
+
+    np.save(tmp_path / "x.npy", np.arange(12, dtype=np.uint8).reshape(3, 4))
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")  # what the runner hands a generator
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = shared_tensor(mapped)
+    assert tensor.tolist() == mapped.tolist()
+    assert tensor.data_ptr() == mapped.ctypes.data  # shared, not copied
