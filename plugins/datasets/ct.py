@@ -37,7 +37,7 @@ from PIL import Image
 
 from .dicom import DicomSeries, group_series, order_series, read_series_hu
 from .files import FileDataset, warn_small_splits
-from .imageio import FITS, is_dicom_file, require_reader
+from .imageio import FITS, is_dicom_file, list_files, require_reader
 from .splits import SPLIT_PARAMETERS, assert_groups_disjoint
 
 __all__ = ["SHORT_VOLUMES", "WINDOWS", "CTMontage", "Volume", "montage_slices",
@@ -196,17 +196,10 @@ def read_dicom_series(folder: Path, gap_tolerance: float = 0.1) -> np.ndarray:
     """The one DICOM series in ``folder`` as float32 Z×H×W in HU, ordered along its normal."""
     series, bad = group_series(p for p in sorted(folder.iterdir()) if p.is_file())
     if bad:
-        raise DataError(f"unreadable DICOM files in {folder}:\n" + _listing(bad))
+        raise DataError(f"unreadable DICOM files in {folder}:\n" + list_files(bad))
     if len(series) != 1:
         raise DataError(f"{folder} holds {len(series)} DICOM series, expected one")
     return read_series_hu(order_series(series[0], gap_tolerance, folder).files)
-
-
-def _listing(files: Sequence[tuple[Path, str]], limit: int = 10) -> str:
-    lines = [f"  {path}: {reason}" for path, reason in files[:limit]]
-    if len(files) > limit:
-        lines.append(f"  ... and {len(files) - limit} more")
-    return "\n".join(lines)
 
 
 # --- finding volumes --------------------------------------------------------------------------
@@ -370,7 +363,7 @@ class CTMontage(FileDataset):
         for label, folder in enumerate(folders):
             if folder.unreadable:
                 self._fail_or_skip(f"unreadable DICOM files under {folder.path}:\n"
-                                   + _listing(folder.unreadable), skipped,
+                                   + list_files(folder.unreadable), skipped,
                                    [str(p) for p, _ in folder.unreadable])
             if not folder.nifti and not folder.series:
                 raise DataError(f"{'class folder ' if are_classes else ''}{folder.path} holds "

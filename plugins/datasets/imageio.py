@@ -47,6 +47,7 @@ __all__ = [
     "has_dicom_preamble",
     "is_dicom_file",
     "is_image_file",
+    "list_files",
     "read_images",
     "require_reader",
     "to_uint8_windowed",
@@ -185,7 +186,8 @@ def _safe_decode(path: Path, spec: ReadSpec) -> tuple[np.ndarray | None, bool, s
         return None, False, f"{type(exc).__name__}: {exc}"
 
 
-def _list_files(files: Sequence[tuple[Path, str]], limit: int = 10) -> str:
+def list_files(files: Sequence[tuple[Path, str]], limit: int = 10) -> str:
+    """``  path: reason`` lines for at most ``limit`` files, then how many more."""
     lines = [f"  {path}: {reason}" for path, reason in files[:limit]]
     if len(files) > limit:
         lines.append(f"  ... and {len(files) - limit} more")
@@ -221,7 +223,7 @@ def read_images(
     if skipped and on_error != "skip":
         raise DataError(
             f"{len(skipped)} of {len(paths)} image files could not be read:\n"
-            f"{_list_files(skipped)}\n"
+            f"{list_files(skipped)}\n"
             "Replace or delete them, or set on_error = \"skip\" to drop and count them."
         )
     kept = [i for i, a in enumerate(arrays) if a is not None]
