@@ -212,13 +212,21 @@ class FileLock:
         self._handle = handle
         return True
 
-    def owner(self) -> str:
-        """Who holds (or last held) the lock, as its holder wrote it."""
-        try:
-            text = self.path.read_text().strip()
-        except OSError:
-            text = ""
-        return text or "another process"
+    def owner(self, patience: float = 2.0) -> str:
+        """Who holds (or last held) the lock, as its holder wrote it.
+
+        The holder writes its line just after it takes the lock, so a waiter that looks in that
+        instant finds the file empty: it looks again for up to ``patience`` seconds.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                text = self.path.read_text().strip()
+            except OSError:
+                text = ""
+            if text or time.monotonic() >= deadline:
+                return text or "another process"
+            time.sleep(0.02)
 
     def release(self) -> None:
         """Give the lock up (a no-op when not held)."""

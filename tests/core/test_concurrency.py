@@ -187,3 +187,19 @@ def test_in_process_runs_release_the_output_lock(registry, toy_suite):
             Runner(suite, registry, suite.output_dir, device="cpu").run()
     finally:
         held.release()
+
+
+def test_owner_waits_for_the_holder_to_write_its_line(tmp_path):
+    """A waiter can look in the instant between the holder's flock and its owner line."""
+    import threading
+
+    path = tmp_path / "unit.lock"
+    path.write_text("")
+    writer = threading.Timer(0.3, lambda: path.write_text("pid 7 on host since now"))
+    writer.start()
+    try:
+        assert FileLock(path).owner() == "pid 7 on host since now"
+    finally:
+        writer.cancel()
+    path.write_text("")
+    assert FileLock(path).owner(patience=0.1) == "another process"  # released: nobody wrote
