@@ -95,6 +95,29 @@ def test_metric_reports_real_and_synthetic_rates_per_class(ctx: RunContext) -> N
     assert MarkerRateMetric in PLUGINS and MarkerRateMetric.input == "images"
 
 
+def test_real_rate_is_computed_once_per_real_set(ctx: RunContext, monkeypatch) -> None:
+    from medsynbench.plugins.metrics import marker
+
+    calls: list[int] = []
+
+    def counting(images, *args, **kwargs):
+        calls.append(len(images))
+        return marker_rates(images, *args, **kwargs)
+
+    monkeypatch.setattr(marker, "marker_rates", counting)
+    monkeypatch.setattr(marker, "_REAL_RATES", {})  # earlier tests may have seen this set
+    labels = np.array([0, 0, 1, 1])
+    real = every_slot(plain(4))
+    metric = MarkerRateMetric()
+    for synthetic in (plain(4), every_slot(plain(4))):  # two entries, one real set
+        inputs = MetricInputs(real, synthetic, None, labels, labels, ("a", "b"),
+                              representation="images")
+        assert metric.compute(inputs, ctx)["real_marker_rate"] == 1.0
+    assert len(calls) == 3  # real once, each synthetic set once
+    other = plain(4)  # another real set (same shape, unmarked) is not served the stale rate
+    inputs = MetricInputs(other, other, None, labels, labels, ("a", "b"), representation="images")
+    assert metric.compute(inputs, ctx)["real_marker_rate"] == 0.0
+
 def test_bad_band_is_refused() -> None:
     from medsynbench.errors import ParameterError
 
