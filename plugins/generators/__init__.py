@@ -24,6 +24,11 @@ from .controls import Blur, HeldoutReal, LabelSwap, MarkerInject, ModeCollapse, 
 
 PLUGINS.extend([HeldoutReal, LabelSwap, NearCopy, ModeCollapse, Blur, MarkerInject])
 
+# Bring your own: a user's function, diffusers pipeline or MONAI model (nothing is trained).
+from .callable_gen import Callable  # noqa: E402
+
+PLUGINS.extend([Callable])
+
 
 @hookimpl
 def register_generators(register: Any) -> None:
