@@ -5,6 +5,7 @@
     medsynbench plugins [--json]
     medsynbench list KIND
     medsynbench leaderboard RESULTS.json... --out DIR      (and: leaderboard publish)
+    medsynbench reader-study build RUN_DIR --out DIR      (and: reader-study score)
 
 Plugins add commands through the ``register_commands`` hook (e.g. ``medsynbench data info``).
 User errors print one message and exit 2; ``--debug`` shows the traceback.
@@ -202,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .leaderboard import cli as leaderboard_cli
 
     leaderboard_cli.add_parser(sub)
+    from .reader_study import cli as reader_study_cli
+
+    reader_study_cli.add_parser(sub)
     get_registry().hook.register_commands(subparsers=sub)
     return parser
 
