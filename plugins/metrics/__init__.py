@@ -3,7 +3,10 @@
 The computations live in plain functions (re-exported as :mod:`medsynbench.metrics`):
 ``frechet`` (FID, KID), ``manifold`` (PRDC, kNN privacy), ``memorisation`` (DCR,
 authenticity), ``variety`` (mean-image JPEG size) on the chunked kNN engine in ``knn``;
-``marker`` (burned-in marker rate, no encoder).
+``marker`` (burned-in marker rate, no encoder); the metrics peers report: ``fd_infinity``
+(FD∞), ``vendi`` (Vendi score), ``data_copying`` (Meehan et al.'s C_T), ``alpha_precision``
+(α-precision / β-recall) and ``frd`` (Fréchet Radiomic Distance on the features of
+``radiomics``, no encoder).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from medsynbench import hookimpl
 
+from .alpha_precision import AlphaPrecisionMetric
 from .builtin import (
     AuthenticityMetric,
     DCRMetric,
@@ -21,7 +25,11 @@ from .builtin import (
     MeanImageJPEGMetric,
     PRDCMetric,
 )
+from .data_copying import DataCopyingMetric
+from .fd_infinity import FDInfinityMetric
+from .frd import FRDMetric
 from .marker import MarkerRateMetric
+from .vendi import VendiMetric
 
 PLUGINS: list[type] = []
 PLUGINS.extend([
@@ -33,6 +41,11 @@ PLUGINS.extend([
     AuthenticityMetric,
     MeanImageJPEGMetric,
     MarkerRateMetric,
+    FDInfinityMetric,
+    VendiMetric,
+    DataCopyingMetric,
+    AlphaPrecisionMetric,
+    FRDMetric,
 ])
 
 

@@ -34,7 +34,8 @@ def make_inputs(representation: str = "features", heldout: bool = True,
 
 def test_every_plugin_is_registered_and_declares_its_quantities() -> None:
     assert set(BY_NAME) == {"fid", "kid", "prdc", "knn-privacy", "dcr", "authenticity",
-                            "mean-image-jpeg", "marker-rate"}
+                            "mean-image-jpeg", "marker-rate", "fd-infinity", "vendi",
+                            "data-copying", "alpha-precision", "frd"}
     for cls in PLUGINS:
         assert issubclass(cls, Metric) and cls.quantities and cls.description
 
