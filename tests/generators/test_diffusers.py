@@ -187,7 +187,8 @@ def test_a_pipeline_whose_images_differ_from_the_dataset(pipelines, ctx, splits,
 def test_one_unconditional_pipeline_cannot_label_two_classes(pipelines, toy_splits, ctx):
     gen = make(path=str(pipelines / "ddpm-dark"))
     with pytest.raises(GeneratorError, match=r"unconditional pipeline, which cannot make labelled "
-                       r"images of 2 classes; save one pipeline per class and give them as class_paths"):
+                       r"images of 2 classes; save one pipeline per class and give them as "
+                       r"class_paths"):
         gen.fit(toy_splits.train, CLASSES, ctx.workdir, ctx)
     with pytest.raises(GeneratorError, match=r"`class_paths` must name each class of the dataset "
                        r"once \(dark, grey\); 'bright' is not one; no folder for 'grey'"):
