@@ -142,6 +142,17 @@ def _copy_samples(
                                  int.from_bytes(header[20:24], "big")]
 
 
+def _merge_human(merged: Merged, scores: Mapping[str, Any], source: str) -> None:
+    from ..reader_study.board import human_records
+
+    names = [str(entry["name"]) for entry in merged.entries]
+    records = human_records(scores, merged.suite, names, source)
+    for entry in merged.entries:
+        found = records.get(str(entry["name"]))
+        if found:
+            entry["metrics"] = {**(entry.get("metrics") or {}), **found}
+
+
 def _finite_json(value: Any) -> Any:
     """``value`` with NaN and infinities replaced by null, so leaderboard.json is strict JSON."""
     if isinstance(value, float):
@@ -158,14 +169,20 @@ def build_site(
     out: str | Path,
     include_real: bool = False,
     duplicates: str = "error",
+    human_scores: Mapping[str, Any] | None = None,
+    human_source: str = "human scores",
 ) -> dict[str, Any]:
     """Merge ``loaded`` results, rank them and write the whole leaderboard folder ``out``.
 
     Returns the validated leaderboard document (also written to ``out/leaderboard.json``).
     Previously generated ``plots/`` and ``samples/`` are replaced when ``out`` already holds a
-    leaderboard.
+    leaderboard. ``human_scores`` (a reader-study scores document, read from ``human_source``)
+    adds the human fidelity column (:mod:`medsynbench.reader_study.board`): shown and
+    correlated with utility like any fidelity metric, never used to rank.
     """
     merged = merge_results(loaded, duplicates=duplicates)
+    if human_scores is not None:
+        _merge_human(merged, human_scores, human_source)
     site = Path(out)
     try:
         site.mkdir(parents=True, exist_ok=True)

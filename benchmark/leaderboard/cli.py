@@ -1,6 +1,6 @@
 """The ``leaderboard`` command of the ``medsynbench`` CLI.
 
-    medsynbench leaderboard RESULTS.json... --out DIR [--include-real]
+    medsynbench leaderboard RESULTS.json... --out DIR [--include-real] [--human-scores FILE]
     medsynbench leaderboard publish RESULTS.json [--root leaderboard/] [--check] [--register-suite]
 
 Both forms share one argparse parser (``publish`` is recognised as the first positional), so
@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> None:
     build.add_argument("--out", type=Path, help="output folder (required unless publishing)")
     build.add_argument("--include-real", action="store_true",
                        help="also show sample mosaics of real training images (copy-real, ...)")
+    build.add_argument("--human-scores", type=Path, metavar="FILE",
+                       help="a reader study's scores.json: adds the human fidelity column "
+                            "(shown, never ranked; see docs/reader-study.md)")
     pub = parser.add_argument_group("publish")
     pub.add_argument("--root", type=Path, default=Path("leaderboard"),
                      help="published leaderboard folder (default: leaderboard/)")
@@ -62,10 +65,11 @@ def _publish(args: argparse.Namespace, files: list[str]) -> int:
             f"leaderboard publish takes exactly one RESULTS.json (got {len(files)}); "
             "publish each submission separately"
         )
-    if args.out is not None or args.include_real:
+    if args.out is not None or args.include_real or args.human_scores is not None:
         raise MedSynBenchError(
-            "--out and --include-real do not apply to publish (the site goes to ROOT/site, "
-            "real images are never published)"
+            "--out, --include-real and --human-scores do not apply to publish (the site goes to "
+            "ROOT/site, real images are never published, a board with human scores is built "
+            "with `medsynbench leaderboard RESULTS.json --human-scores FILE --out DIR`)"
         )
     report = publish(files[0], args.root, args.register_suite, args.check)
     for note in report.notes:
@@ -90,7 +94,13 @@ def handle(args: argparse.Namespace) -> int:
             "index.html, plots/ and samples/)"
         )
     loaded = [read_results(path) for path in inputs]
-    document = build_site(loaded, args.out, include_real=args.include_real)
+    human = None
+    if args.human_scores is not None:
+        from ..reader_study.board import read_scores
+
+        human = read_scores(args.human_scores)
+    document = build_site(loaded, args.out, include_real=args.include_real, human_scores=human,
+                          human_source=str(args.human_scores))
     ranked = [e for e in document["entries"] if e.get("rank") is not None]
     failed = sum(1 for e in document["entries"] if not is_ok(e))
     references = len(document["entries"]) - len(ranked) - failed

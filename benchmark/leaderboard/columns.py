@@ -141,6 +141,14 @@ QUANTITIES: dict[str, Quantity] = {
     "marker-rate.marker_rate_excess": Quantity("marker excess", "marker-rate excess",
                                                "marker rate − real marker rate: > 0 the "
                                                "generator adds markers, < 0 it drops them"),
+    "reader-study.fir": Quantity("human FIR", "human fake-identification rate",
+                                 "share of the entry's synthetic images that readers called fake "
+                                 "in a reader study (lower = more realistic; shown, never "
+                                 "ranked; docs/reader-study.md)"),
+    "reader-study.threshold_ms": Quantity("human threshold ms", "HYPE-time threshold",
+                                          "exposure (ms) at which readers' 3-down/1-up "
+                                          "staircase settled on the entry's images (higher = "
+                                          "harder to tell from real)"),
     "fit_seconds": Quantity("fit s", "fit time", "seconds to fit the generator"),
     "fit_steps": Quantity("fit steps", "fit steps", "optimisation steps of the fit"),
     "sample_seconds": Quantity("sample s", "sampling time", "seconds to sample its images"),
@@ -151,8 +159,9 @@ QUANTITIES: dict[str, Quantity] = {
 }
 #: Columns of the compact main table, in order; the others are folded into the full table.
 HEADLINE: tuple[str, ...] = (
-    "fid.fid", "prdc.precision", "knn-privacy.fidelity", "prdc.recall", "mean-image-jpeg.variety",
-    "knn-privacy.privacy", "authenticity.authenticity", "seconds_per_1000",
+    "fid.fid", "prdc.precision", "knn-privacy.fidelity", "reader-study.fir", "prdc.recall",
+    "mean-image-jpeg.variety", "knn-privacy.privacy", "authenticity.authenticity",
+    "seconds_per_1000",
 )
 #: What Δ of each known utility task measures ({primary} is the task's primary score).
 TASKS: dict[str, str] = {

@@ -223,6 +223,20 @@ def _mosaics(loaded: Loaded) -> dict[str, Path]:
     return found
 
 
+def _refuse_study_folder(results: str | Path) -> None:
+    """A reader-study folder holds real images: nothing in it is ever published."""
+    from ..reader_study.layout import find_study_folder
+
+    study = find_study_folder(results)
+    if study is not None:
+        raise ResultsError(
+            f"{results} is inside the reader-study folder {study}, which holds real images: a "
+            "study folder is never published. Publish the run's own results.json; put a study's "
+            "scores on a board with `medsynbench leaderboard RESULTS.json --human-scores "
+            "scores.json --out DIR`"
+        )
+
+
 def _submission_id(document: dict[str, Any]) -> str:
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
@@ -242,6 +256,7 @@ def publish(
 ) -> PublishReport:
     """Validate ``results`` as a submission, store it under ``root`` and regenerate the site."""
     root_dir = Path(root)
+    _refuse_study_folder(results)
     loaded = read_results(results)
     document = loaded.document
     _check_provenance(document, loaded.path)

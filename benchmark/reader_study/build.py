@@ -47,7 +47,7 @@ __all__ = ["FIXATION_MS", "STATIC_FILES", "BuildReport", "StudyOptions", "build_
 
 #: Files of the study page, copied from this package's static/ folder.
 STATIC_FILES = ("index.html", "study.js", "study.css")
-#: Fixation screen before each image of a timed study (ms).
+#: Fixation screen before each image of a timed study (ms), unless asked otherwise.
 FIXATION_MS = 500
 _PRIVACY = (
     "This folder holds REAL images of the run's dataset. Keep it on the machine(s) used for the "
@@ -70,6 +70,7 @@ class StudyOptions:
     protocol: str = "unlimited"
     seed: int = 0
     attention_pairs: int = 3
+    fixation_ms: int = FIXATION_MS
     cache_dir: Path | None = None
 
     def check(self) -> None:
@@ -85,6 +86,8 @@ class StudyOptions:
             raise ParameterError(f"--display-size {self.display_size}: choose 32 to 2048 px")
         if self.attention_pairs < 0:
             raise ParameterError(f"--attention-pairs {self.attention_pairs}: must be ≥ 0")
+        if not 0 <= self.fixation_ms <= 5000:
+            raise ParameterError(f"--fixation-ms {self.fixation_ms}: choose 0 to 5000 ms")
 
 
 @dataclass
@@ -111,7 +114,7 @@ def _classes(run: RunImages, wanted: tuple[str, ...]) -> list[int]:
     for name in dict.fromkeys(wanted):
         if name not in names:
             raise DataError(f"--classes {name!r}: the dataset has no such class"
-                            f"{did_you_mean(name, names)}; classes: {', '.join(names)}")
+                            f"{did_you_mean(name, names)} (classes: {', '.join(names)})")
         chosen.append(names.index(name))
     return chosen
 
@@ -248,7 +251,8 @@ def build_study(run: str | Path, out: str | Path, options: StudyOptions) -> Buil
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "options": {"images": options.images, "classes": list(options.classes),
                     "display_size": options.display_size,
-                    "attention_pairs": options.attention_pairs},
+                    "attention_pairs": options.attention_pairs,
+                    "fixation_ms": options.fixation_ms},
         "run": {"results": str(images.results_path.resolve()),
                 "suite": {k: suite.get(k) for k in ("name", "version", "hash", "protocol_hash")},
                 "dataset": (results.get("dataset") or {}).get("plugin")},
@@ -286,7 +290,7 @@ def _page_data(study_id: str, options: StudyOptions, trials: list[dict[str, Any]
     }
     if timed:
         page["timed"] = {"ladder_ms": list(LADDER_MS), "start_rung": START_RUNG, "down": DOWN,
-                         "fixation_ms": FIXATION_MS, "attention_ms": LADDER_MS[0]}
+                         "fixation_ms": options.fixation_ms, "attention_ms": LADDER_MS[0]}
     return page
 
 

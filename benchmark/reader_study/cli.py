@@ -2,7 +2,8 @@
 
     medsynbench reader-study build RUN_DIR --out DIR [--images N] [--entries A,B]
                                    [--classes X,Y] [--display-size PX] [--protocol unlimited|timed]
-                                   [--seed S] [--attention-pairs K] [--cache-dir DIR]
+                                   [--seed S] [--attention-pairs K] [--fixation-ms MS]
+                                   [--cache-dir DIR]
     medsynbench reader-study score ANSWERS.json... --study DIR [--out DIR] [--keep-flagged]
 """
 
@@ -37,6 +38,7 @@ def _build(args: argparse.Namespace) -> int:
         images=args.images, entries=_names(args.entries or ""),
         classes=_names(args.classes or ""), display_size=args.display_size,
         protocol=args.protocol, seed=args.seed, attention_pairs=args.attention_pairs,
+        fixation_ms=args.fixation_ms,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
     )
     report = build_study(args.run, args.out, options)
@@ -91,6 +93,8 @@ def add_parser(subparsers: Any) -> None:
     build.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
     build.add_argument("--attention-pairs", type=int, default=3,
                        help="real/noise attention-check pairs (default 3)")
+    build.add_argument("--fixation-ms", type=int, default=500,
+                       help="timed: fixation cross before each image, ms (default 500)")
     build.add_argument("--cache-dir", help="the run's stage cache (default RUN_DIR/cache)")
     build.set_defaults(func=_build)
     score = sub.add_parser("score", help="score readers' answers files")

@@ -121,7 +121,7 @@ def load_run(
         if name not in by_name:
             raise DataError(
                 f"--entries {name!r}: the run has no such entry{did_you_mean(name, list(by_name))}"
-                f"; entries: {', '.join(by_name)}"
+                f" (entries: {', '.join(by_name)})"
             )
         if name not in ok:
             raise DataError(f"--entries {name!r}: that entry failed in the run; it has no images")
