@@ -164,8 +164,8 @@ def read_answers(paths: Sequence[str | Path], study: Study) -> list[ReaderAnswer
     (protocol,) = protocols
     if protocol != study.protocol:
         raise ResultsError(
-            f"the answers are from a {protocol} study but {study.folder} is a "
-            f"{study.protocol} study: pass the --study folder these answers belong to"
+            f"the answers are from a study of protocol {protocol!r} but {study.folder} holds one "
+            f"of protocol {study.protocol!r}: pass the --study folder these answers belong to"
         )
     for path, document in zip(files, documents, strict=True):
         if document["study_id"] != study.study_id:

@@ -120,5 +120,6 @@ def truthful(trial: dict[str, Any], index: int) -> str:
 
 
 def fooled_by_copies(trial: dict[str, Any], index: int) -> str:
-    """Calls every image real except the noise entry's and the attention noise."""
-    return "fake" if trial["entry"] == "noise" or trial["kind"] == "attention-noise" else "real"
+    """Calls every image real except the noise entry's synthetic images and the attention noise."""
+    noise = trial["entry"] == "noise" and trial["kind"] == "synthetic"
+    return "fake" if noise or trial["kind"] == "attention-noise" else "real"
