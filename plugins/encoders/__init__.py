@@ -7,12 +7,16 @@ from typing import Any
 
 from medsynbench import hookimpl
 
+from .dinov2 import DINOv2Encoder
 from .efficientnet_lite import EfficientNetLite0
 from .inception_fid import InceptionFID
+from .open_clip_encoder import OpenCLIPEncoder
 from .timm_encoder import TimmEncoder
 from .vqvae_codes import VQVAECodes
 
-PLUGINS: list[type] = [EfficientNetLite0, InceptionFID, TimmEncoder, VQVAECodes]
+PLUGINS: list[type] = [
+    EfficientNetLite0, InceptionFID, TimmEncoder, VQVAECodes, DINOv2Encoder, OpenCLIPEncoder,
+]
 
 
 @hookimpl

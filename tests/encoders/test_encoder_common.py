@@ -94,7 +94,7 @@ def test_wrong_forward_output_is_caught(ctx: RunContext) -> None:
 def test_all_encoders_register() -> None:
     registry = PluginRegistry()
     registry.add_module(encoders_package, "medsynbench")
-    names = ["efficientnet-lite0", "inception-fid", "timm", "vqvae-codes"]
+    names = ["dinov2", "efficientnet-lite0", "inception-fid", "open-clip", "timm", "vqvae-codes"]
     assert registry.names("encoder") == names
     assert registry.get("encoder", "vqvae-codes").output == "codes"
     assert registry.get("encoder", "vqvae-codes").needs_fit
