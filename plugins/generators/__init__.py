@@ -27,8 +27,9 @@ PLUGINS.extend([HeldoutReal, LabelSwap, NearCopy, ModeCollapse, Blur, MarkerInje
 # Bring your own: a user's function, diffusers pipeline or MONAI model (nothing is trained).
 from .callable_gen import Callable  # noqa: E402
 from .diffusers_gen import Diffusers  # noqa: E402
+from .monai_gen import Monai  # noqa: E402
 
-PLUGINS.extend([Callable, Diffusers])
+PLUGINS.extend([Callable, Diffusers, Monai])
 
 
 @hookimpl
