@@ -110,6 +110,30 @@ def test_a_3d_model_cut_into_montages_like_ct(models, ctx):
         make(path=str(models / "ct3d.pt")).fit(one_class, ["ct"], ctx.workdir / "x", ctx)
 
 
+def test_a_latent_model_decodes_through_its_autoencoder(tmp_path, toy_splits, ctx):
+    autoencoder_def = {
+        "_target_": "monai.networks.nets.AutoencoderKL", "spatial_dims": 2, "in_channels": 1,
+        "out_channels": 1, "channels": [4, 4], "latent_channels": 2, "num_res_blocks": 1,
+        "attention_levels": [False, False], "norm_num_groups": 2}
+    config = {"network_def": network_def(in_channels=2, out_channels=2, num_class_embeds=2),
+              "noise_scheduler": SCHEDULER, "autoencoder_def": autoencoder_def,
+              "scale_factor": 0.5}
+    net = random_network(config)
+    autoencoder = monai_bundle.ConfigParser(config).get_parsed_content("autoencoder_def")
+    torch.save({**config, "state_dict": net.state_dict(),
+                "autoencoder_state_dict": autoencoder.state_dict()}, tmp_path / "ldm.pt")
+    gen = make(path=str(tmp_path / "ldm.pt"), sample_shape=[8, 8])  # latents at 1/2 the side
+    gen.fit(toy_splits.train, CLASSES, ctx.workdir, ctx)
+    assert gen.sample([1, 1], seed=0, ctx=ctx, steps=2).images.shape == (2, 1, 16, 16)
+    without = {k: v for k, v in torch.load(tmp_path / "ldm.pt").items()
+               if k != "autoencoder_state_dict"}
+    torch.save(without, tmp_path / "no-ae.pt")
+    with pytest.raises(GeneratorError, match="defines autoencoder_def but holds no "
+                       "autoencoder_state_dict"):
+        make(path=str(tmp_path / "no-ae.pt"), sample_shape=[8, 8]).fit(
+            toy_splits.train, CLASSES, ctx.workdir / "x", ctx)
+
+
 def test_missing_files_name_the_file(models, tmp_path):
     with pytest.raises(WeightsError, match=r"nowhere.pt not found; point `path` at a MONAI "
                        r"bundle folder or a torch.save checkpoint"):
