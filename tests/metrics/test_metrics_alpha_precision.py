@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medsynbench import MetricInputs, RunContext
+from medsynbench import MetricInputs, RunContext, metrics
 from medsynbench.errors import DataError
 from medsynbench.plugins.metrics.alpha_precision import (
     ALPHAS,
@@ -99,7 +99,7 @@ def test_unequal_sizes_and_bad_input(ctx: RunContext) -> None:
     inputs = MetricInputs(real=real, synthetic=fake, heldout=None, real_labels=np.zeros(40),
                           synthetic_labels=np.zeros(25), class_names=("a",))
     values = AlphaPrecisionMetric().compute(inputs, ctx)
-    assert values == alpha_precision_recall(real, fake, device="cpu")
+    assert values == metrics.alpha_precision_recall(real, fake, device="cpu")
     assert 0 <= values["alpha_precision"] <= 1 and 0 <= values["beta_recall"] <= 1
     with pytest.raises(DataError, match="real has 1 samples"):
         alpha_precision_recall(real[:1], fake, device="cpu")

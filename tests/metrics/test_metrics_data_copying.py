@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from medsynbench import MetricInputs, RunContext
+from medsynbench import MetricInputs, RunContext, metrics
 from medsynbench.errors import DataError, ParameterError
 from medsynbench.plugins.metrics.data_copying import (
     DataCopyingMetric,
@@ -156,6 +156,6 @@ def test_plugin_equals_the_function(ctx: RunContext) -> None:
     inputs = MetricInputs(real=train, synthetic=gen, heldout=test, real_labels=np.zeros(90),
                           synthetic_labels=np.zeros(90), class_names=("a",))
     values = DataCopyingMetric(cells=2, min_cell_samples=10).compute(inputs, ctx)
-    assert values == data_copying(train, gen, test, cells=2, min_cell_samples=10,
-                                  seed=ctx.seed, device="cpu")
+    assert values == metrics.data_copying(train, gen, test, cells=2, min_cell_samples=10,
+                                          seed=ctx.seed, device="cpu")
     assert DataCopyingMetric.quantities["ct"].axis == "privacy"

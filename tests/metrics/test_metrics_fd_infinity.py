@@ -103,6 +103,6 @@ def test_plugin_uses_the_run_seed(ctx: RunContext) -> None:
     inputs = MetricInputs(real=real, synthetic=fake, heldout=None, real_labels=np.zeros(200),
                           synthetic_labels=np.zeros(300), class_names=("a",))
     values = FDInfinityMetric(points=4).compute(inputs, ctx)
-    assert values == fd_infinity(real, fake, points=4, seed=ctx.seed, device="cpu")
+    assert values == metrics.fd_infinity(real, fake, points=4, seed=ctx.seed, device="cpu")
     assert FDInfinityMetric.quantities["fd_infinity"].axis == "fidelity"
     assert not FDInfinityMetric.quantities["fd_infinity"].higher_is_better

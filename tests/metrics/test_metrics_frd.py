@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
-from medsynbench import MetricInputs, RunContext
+from medsynbench import MetricInputs, RunContext, metrics
 from medsynbench.errors import DataError, ParameterError
 from medsynbench.plugins.metrics import radiomics
 from medsynbench.plugins.metrics.frd import FRDMetric, frd, standardise
@@ -23,6 +23,7 @@ def features_of(image: np.ndarray, bin_width: float = 8.0) -> dict[str, float]:
 
 def test_seventy_named_features_in_four_families() -> None:
     assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 70
+    assert metrics.RADIOMICS_FEATURES == FEATURE_NAMES
     families = [name.split("_")[0] for name in FEATURE_NAMES]
     assert {f: families.count(f) for f in set(families)} == {
         "firstorder": 16, "glcm": 22, "glrlm": 16, "glszm": 16}
@@ -165,7 +166,8 @@ def test_frd_plugin_sees_texture(ctx: RunContext) -> None:
                           real_labels=np.zeros(48), synthetic_labels=np.zeros(48),
                           class_names=("a",), representation="images")
     with pytest.warns(UserWarning, match="rank-deficient"):
-        assert FRDMetric().compute(inputs, ctx) == {"frd": far}
+        assert FRDMetric().compute(inputs, ctx) == metrics.frd(real, blurred, device="cpu")
+        assert metrics.frd(real, blurred, device="cpu") == {"frd": far}
         assert frd(real, real, device="cpu")["frd"] == pytest.approx(0.0, abs=1e-9)
     assert FRDMetric.quantities["frd"].axis == "fidelity"
     assert not FRDMetric.quantities["frd"].higher_is_better

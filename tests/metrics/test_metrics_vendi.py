@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from medsynbench import MetricInputs, RunContext
+from medsynbench import MetricInputs, RunContext, metrics
 from medsynbench.errors import DataError, ParameterError
 from medsynbench.plugins.metrics.vendi import VendiMetric, vendi_score
 from vendi_score import vendi
@@ -65,6 +65,7 @@ def test_plugin_reports_synthetic_and_real(ctx: RunContext) -> None:
     values = VendiMetric().compute(inputs, ctx)
     assert values["vendi"] == pytest.approx(1.0, abs=1e-9)  # a collapsed generator
     assert values["real_vendi"] == pytest.approx(vendi.score_dual(real), abs=1e-6)
+    assert values["vendi"] == metrics.vendi_score(fake, device="cpu")
     assert set(values) == set(VendiMetric.quantities)
     assert all(q.axis == "variety" and q.higher_is_better
                for q in VendiMetric.quantities.values())
