@@ -100,6 +100,7 @@ def _answer(page: Any, study: Path, reader: str, rule: Rule, keyboard: bool,
         else:
             page.click(f"#answer-{answer}")
             if unlimited:
+                assert page.get_attribute(f"#answer-{answer}", "aria-pressed") == "true"
                 page.click('#confidence button[data-confidence="2"]')
 
 

@@ -79,9 +79,12 @@
     s.rung = Math.min(Math.max(s.rung + move, 0), T.ladder_ms.length - 1);
   }
 
-  function setChoices(enabled) {
-    $("answer-real").disabled = !enabled;
-    $("answer-fake").disabled = !enabled;
+  function setChoices(enabled, chosen) {
+    ["real", "fake"].forEach(function (answer) {
+      const button = $("answer-" + answer);
+      button.disabled = !enabled;
+      button.setAttribute("aria-pressed", String(answer === chosen));
+    });
   }
   function showTrial() {
     const index = state.answers.length;
@@ -125,7 +128,7 @@
     current.answer = answer;
     current.rt = performance.now() - current.onset;
     if (TIMED) { record(null); return; }
-    setChoices(false);
+    setChoices(false, answer);
     $("confidence").hidden = false;
     $("confidence").querySelector("button").focus();
   }
