@@ -130,18 +130,27 @@ def _png(image: np.ndarray, size: int) -> bytes:
     return buffer.getvalue()
 
 
-def _draw(indices: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(indices, size=n, replace=False))
-
-
 def _select(run: RunImages, options: StudyOptions) -> list[dict[str, Any]]:
     """Trials (before rendering): kind, entry, class, image array and where it came from."""
     rng = np.random.default_rng(options.seed)
     classes = _classes(run, options.classes)
-    class_names = run.data.class_names
     per_class = _per_class(options.images, classes)
     asked = f"(--images {options.images} over {len(classes)} class(es))"
-    trials: list[dict[str, Any]] = []
+    trials = _synthetic_trials(run, per_class, asked, rng)
+    trials += _real_trials(run, per_class, asked, options.attention_pairs, rng)
+    channels = run.data.image_shape[0]
+    for _ in range(options.attention_pairs):
+        noise = rng.integers(0, 256, size=(channels, options.display_size, options.display_size),
+                             dtype=np.uint8)
+        trials.append({"kind": "attention-noise", "entry": None, "class": None, "image": noise,
+                       "source": {"noise": "uniform"}})
+    return trials
+
+
+def _synthetic_trials(run: RunImages, per_class: dict[int, int], asked: str,
+                      rng: np.random.Generator) -> list[dict[str, Any]]:
+    class_names = run.data.class_names
+    trials = []
     for name, synthetic in run.synthetic.items():
         for c, need in per_class.items():
             pool = np.flatnonzero(synthetic.labels == c)
@@ -151,24 +160,33 @@ def _select(run: RunImages, options: StudyOptions) -> list[dict[str, Any]]:
                     f"{class_names[c]!r}; the study asks for {need} {asked}: lower --images, or "
                     "give the entry a larger sample (its count) and re-run"
                 )
-            for index in _draw(pool, need, rng):
+            for index in np.sort(rng.choice(pool, size=need, replace=False)):
                 trials.append({"kind": "synthetic", "entry": name, "class": class_names[c],
                                "image": synthetic.images[index],
                                "source": {"sample_unit": run.sample_keys[name],
                                           "index": int(index)}})
+    return trials
+
+
+def _real_trials(run: RunImages, per_class: dict[int, int], asked: str, attention: int,
+                 rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Each entry's real images from its reference split — one draw without replacement per
+    split and class for all entries on that split — and the attention pairs' real images."""
+    class_names = run.data.class_names
     by_split: dict[str, list[str]] = {}
-    for name in run.synthetic:
-        entry = next(e for e in run.results["entries"] if e["name"] == name)
-        by_split.setdefault(str((entry.get("params") or {}).get("split") or "train"), []).append(
-            name)
-    attention_split = next(iter(by_split))
+    for entry in run.results["entries"]:
+        if entry["name"] in run.synthetic:
+            split = str((entry.get("params") or {}).get("split") or "train")
+            by_split.setdefault(split, []).append(str(entry["name"]))
+    first = (next(iter(by_split)), next(iter(per_class)))  # where the attention images come from
+    trials = []
     for split, names in by_split.items():
         if split not in run.data.splits:
             raise DataError(f"the run's prepared data has no split {split!r} (entries "
                             f"{', '.join(names)} were fitted on it)")
         real = run.data[split]
         for c, need in per_class.items():
-            extra = options.attention_pairs if split == attention_split and c == classes[0] else 0
+            extra = attention if (split, c) == first else 0
             pool = np.flatnonzero(real.labels == c)
             total = need * len(names) + extra
             if len(pool) < total:
@@ -186,12 +204,6 @@ def _select(run: RunImages, options: StudyOptions) -> list[dict[str, Any]]:
             for index in np.sort(drawn[need * len(names):]):
                 trials.append(_real_trial("attention-real", None, class_names[c], real, split,
                                           index))
-    channels = run.data.image_shape[0]
-    for _ in range(options.attention_pairs):
-        noise = rng.integers(0, 256, size=(channels, options.display_size, options.display_size),
-                             dtype=np.uint8)
-        trials.append({"kind": "attention-noise", "entry": None, "class": None, "image": noise,
-                       "source": {"noise": "uniform"}})
     return trials
 
 
