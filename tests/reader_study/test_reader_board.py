@@ -65,6 +65,10 @@ def test_cli_board_with_human_scores_and_a_wrong_suite(
     assert not (tmp_path / "board2").exists()
     with pytest.raises(ResultsError, match="not a reader-study scores file"):
         read_scores(tiny_run / "results.json")
+    renamed = json.loads(scored.read_text())
+    renamed["entries"][0]["entry"] = "stylegan2"
+    with pytest.raises(ResultsError, match="entry 'stylegan2' of the human scores is not on"):
+        build_site([read_results(results)], tmp_path / "board3", human_scores=renamed)
 
 
 def test_publish_refuses_a_study_folder(tiny_run: Path, scored: Path, tmp_path: Path) -> None:

@@ -124,6 +124,9 @@ def test_other_bad_options(tiny_run: Path, tmp_path: Path) -> None:
              r'no such class — did you mean "normal"\? \(classes: normal, pneumonia\)',
              classes=("normla",))
     _refused(tiny_run, tmp_path / "s", ParameterError, "--protocol 'hype'", protocol="hype")
+    _refused(tiny_run, tmp_path / "s", ParameterError, "--images 0", images=0)
+    _refused(tiny_run, tmp_path / "s", ParameterError, "--display-size 8", display_size=8)
+    _refused(tiny_run, tmp_path / "s", ParameterError, "--fixation-ms -1", fixation_ms=-1)
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "keep.txt").write_text("mine")
