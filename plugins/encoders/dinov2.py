@@ -77,7 +77,7 @@ class DINOv2Encoder(TimmEncoder):
 
     def model(self) -> nn.Module:
         """The DINOv2 network at ``resolution``, without head, in eval mode (built once)."""
-        cached = getattr(self, "_model", None)
+        cached: nn.Module | None = getattr(self, "_model", None)
         if cached is not None:
             return cached
         import timm

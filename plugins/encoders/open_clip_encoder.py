@@ -171,7 +171,7 @@ class OpenCLIPEncoder(Encoder):
 
     def model(self) -> nn.Module:
         """The open_clip model in eval mode (built on first use)."""
-        cached = getattr(self, "_model", None)
+        cached: nn.Module | None = getattr(self, "_model", None)
         if cached is not None:
             return cached
         open_clip = _open_clip()
@@ -193,20 +193,25 @@ class OpenCLIPEncoder(Encoder):
                 f"encoder open-clip: cannot build {name!r} from {path}: "
                 f"{type(exc).__name__}: {exc} — is the file a checkpoint of this architecture?"
             ) from exc
-        self._model: nn.Module = model.eval()
-        return self._model
+        built: nn.Module = model.eval()
+        self._model = built
+        return built
+
+    def _visual(self) -> Any:
+        """The image tower (open_clip types it loosely)."""
+        return self.model().visual
 
     def input_size(self) -> int:
         """Square resize target in pixels."""
         if self.params["resolution"] is not None:
             return int(self.params["resolution"])
-        size = self.model().visual.image_size
+        size = self._visual().image_size
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def encode(self, images: np.ndarray, ctx: RunContext) -> np.ndarray:
         """uint8 N×C×H×W → float32 N×embed_dim."""
         device = resolve_device(ctx.device)
-        model = self.model().to(device)
+        model: Any = self.model().to(device)
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
                             device=device).view(1, 3, 1, 1)

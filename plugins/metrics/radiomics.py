@@ -94,7 +94,8 @@ def _entropy(p: np.ndarray) -> float:
 
 def discretise(grey: np.ndarray, bin_width: float) -> np.ndarray:
     """Fixed-bin-width grey levels 1 … Ng (module docstring)."""
-    return (np.floor(grey / bin_width) - np.floor(grey.min() / bin_width) + 1).astype(np.int64)
+    levels: np.ndarray = np.floor(grey / bin_width) - np.floor(grey.min() / bin_width) + 1
+    return levels.astype(np.int64)
 
 
 def first_order(grey: np.ndarray, levels: np.ndarray) -> list[float]:
