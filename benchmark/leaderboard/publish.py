@@ -216,6 +216,7 @@ def _mosaics(loaded: Loaded) -> dict[str, Path]:
             raise ResultsError(f"{where}: {samples!r} must be a path inside the results folder")
         if not path.is_file():
             raise ResultsError(f"{where}: mosaic {samples!r} not found next to the results file")
+        _refuse_study_folder(path)
         with path.open("rb") as handle:
             if handle.read(4) != b"\x89PNG":
                 raise ResultsError(f"{where}: mosaic {samples!r} is not a PNG file")

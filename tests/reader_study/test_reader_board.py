@@ -82,4 +82,14 @@ def test_publish_refuses_a_study_folder(tiny_run: Path, scored: Path, tmp_path: 
         with pytest.raises(ResultsError, match=r"reader-study folder .* holds real images"):
             publish(target, root, register_suite=True)
     inside.unlink()
-    assert not root.exists()
+    # a results file next to a study folder whose "mosaic" is one of the study's real images
+    run = study.parent / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("cache"))
+    shutil.copytree(study, run / "study")
+    document = json.loads((run / "results.json").read_text())
+    image = next((run / "study" / "page" / "images").iterdir())
+    document["entries"][0]["samples"] = f"study/page/images/{image.name}"
+    (run / "results.json").write_text(json.dumps(document))
+    with pytest.raises(ResultsError, match=r"reader-study folder .* holds real images"):
+        publish(run / "results.json", root, register_suite=True)
+    assert not (root / "submissions").exists()
