@@ -133,3 +133,15 @@ def test_other_bad_options(tiny_run: Path, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="already exists and is not empty"):
         build_study(tiny_run, taken, StudyOptions(images=2))
     assert _leftovers(taken) == ["keep.txt"]
+
+
+def test_prepared_data_is_found_when_the_key_rule_changed(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (unit,) = (run / "cache" / "prepare").iterdir()
+    moved = unit.rename(unit.with_name("0" * 64))  # as if the runner derived its key otherwise
+    assert read_study(build(run, tmp_path / "study", images=2)).manifest["entries"] == list(
+        ENTRIES)
+    shutil.copytree(moved, moved.with_name("1" * 64))  # two candidates: which one is the run's?
+    _refused(run, tmp_path / "s", DataError, "prepared 'phantom-xray' data is not in its cache "
+             r".* \(several candidates\)", images=2)
