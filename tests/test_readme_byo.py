@@ -31,9 +31,9 @@ include = "{suite}"
 cpu_threads = 1
 
 [dataset]
-n_train = 24
-n_val = 24
-n_test = 24
+n_train = 12
+n_val = 12
+n_test = 12
 
 [[tasks]]
 plugin = "augmentation"

@@ -181,6 +181,7 @@ class Diffusers(Generator):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._manifest: dict[str, Any] | None = None
+        self._last_params: Mapping[str, Any] | None = None  # the entry's, for efficiency()
         self._loaded: tuple[Path, Any] | None = None
 
     # ------------------------------------------------------------------ validation
@@ -439,6 +440,7 @@ class Diffusers(Generator):
         if self._manifest is None:
             raise GeneratorError("generator 'diffusers': sample() called before fit() or load()")
         params = self.validate_sample(sample_params)
+        self._last_params = params
         values = check_counts(counts, len(self._manifest["class_names"]), self.name)
         shape = self._manifest["image_shape"]
         device = resolve_device(ctx)
@@ -455,10 +457,11 @@ class Diffusers(Generator):
         self, ctx: RunContext, image_shape: tuple[int, int, int]
     ) -> dict[str, float | None]:
         """Peak GPU memory (MB) for 8 images of class 0 (None on CPU) and seconds per 1000,
-        with the default sample parameters."""
+        with the sample parameters of the last :meth:`sample` call (the entry's), else the
+        defaults."""
         if self._manifest is None:
             return {}
         device = resolve_device(ctx)
-        params = self.validate_sample({})
+        params = self._last_params or self.validate_sample({})
         return measure_sampling(lambda n: self._class_images(0, n, 0, device, params), device,
                                 n_timed=64 if device.type == "cuda" else 8)
