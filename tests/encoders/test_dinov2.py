@@ -91,8 +91,8 @@ def test_missing_or_wrong_local_file(tmp_path: Path,
                                      saved_state: tuple[Path, dict[str, torch.Tensor]]) -> None:
     with pytest.raises(WeightsError, match=r"weights file .*nope\.pth does not exist"):
         DINOv2Encoder(model=MODEL, weights=str(tmp_path / "nope.pth"))
-    # ViT-S weights for a ViT-B model: one clear error naming the file
-    encoder = DINOv2Encoder(model="vit_base_patch14_dinov2.lvd142m",
+    # weights without registers for the model with registers: one clear error naming the file
+    encoder = DINOv2Encoder(model="vit_small_patch14_reg4_dinov2.lvd142m",
                             weights=str(saved_state[0]), resolution=28)
     with pytest.raises(WeightsError, match=r"cannot load weights from .*dinov2_vits14_random"):
         encoder.model()
