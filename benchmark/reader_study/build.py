@@ -299,6 +299,7 @@ def _page_data(study_id: str, options: StudyOptions, trials: list[dict[str, Any]
         "kind": "medsynbench-reader-study-page", "study_id": study_id,
         "protocol": options.protocol, "display_size": options.display_size, "trials": shown,
         "confidence": ["guessing", "fairly sure", "certain"],
+        "attention_checks": options.attention_pairs > 0,  # whether to mention them, no more
     }
     if timed:
         page["timed"] = {"ladder_ms": list(LADDER_MS), "start_rung": START_RUNG, "down": DOWN,

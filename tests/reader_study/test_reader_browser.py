@@ -147,6 +147,7 @@ def test_unlimited_study_end_to_end_with_a_closed_tab(browser: Any, tiny_run: Pa
     first = _reader(browser, study, exported, "A", truthful, keyboard=True)
     context = browser.new_context(accept_downloads=True)
     page = _open(context, study)
+    assert page.is_visible("#attention-note")
     _start(page, "B", keyboard=False)
     _answer(page, study, "B", fooled_by_copies, keyboard=False, stop_after=5)
     page.close()  # the tab closes after 5 answers; the answers are kept in the browser
@@ -191,6 +192,7 @@ def test_the_start_page_refuses_a_bad_reader_id_and_missing_consent(browser: Any
     page.click("#start")
     assert "consent" in page.inner_text("#start-error")
     assert page.is_visible("#welcome") and not page.is_visible("#trial")
+    assert not page.is_visible("#attention-note")  # this study has no attention checks
     labels = page.evaluate("Array.from(document.querySelectorAll('input')).map("
                            "i => document.querySelector(`label[for=${i.id}]`) !== null)")
     assert labels == [True, True]

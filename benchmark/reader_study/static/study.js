@@ -232,6 +232,7 @@
   $("export-partial").addEventListener("click", exportAnswers);
   document.body.classList.add(TIMED ? "timed" : "unlimited");
   $("n-images").textContent = String(STUDY.trials.length);
+  $("attention-note").hidden = !STUDY.attention_checks;
   const size = STUDY.display_size + "px";
   $("stage").style.width = size;
   $("stage").style.height = size;
