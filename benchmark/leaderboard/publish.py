@@ -16,7 +16,8 @@ files inside the results folder. The protocol hash (``suite.protocol_hash``, see
 tasks with their parameters **and plugin versions**, so results of other versions of those plugins
 are refused; generator versions belong to the entries, so a new generator (or a new version of
 one) is published against the same registered protocol. Mosaics of real training images are not
-stored (see :func:`medsynbench.leaderboard.build.shows_real_images`).
+stored (see :func:`medsynbench.leaderboard.build.shows_real_images`), and nothing inside a
+reader-study folder (:func:`medsynbench.reader_study.find_study_folder`: real images) is read.
 """
 
 from __future__ import annotations
@@ -224,14 +225,14 @@ def _mosaics(loaded: Loaded) -> dict[str, Path]:
     return found
 
 
-def _refuse_study_folder(results: str | Path) -> None:
+def _refuse_study_folder(path: str | Path) -> None:
     """A reader-study folder holds real images: nothing in it is ever published."""
     from ..reader_study.layout import find_study_folder
 
-    study = find_study_folder(results)
+    study = find_study_folder(path)
     if study is not None:
         raise ResultsError(
-            f"{results} is inside the reader-study folder {study}, which holds real images: a "
+            f"{path} is inside the reader-study folder {study}, which holds real images: a "
             "study folder is never published. Publish the run's own results.json; put a study's "
             "scores on a board with `medsynbench leaderboard RESULTS.json --human-scores "
             "scores.json --out DIR`"
