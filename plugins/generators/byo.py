@@ -35,6 +35,7 @@ __all__ = [
     "labels_for",
     "match_channels",
     "model_digest",
+    "models_digest",
     "pin_digest",
     "read_manifest",
     "require_module",
@@ -95,6 +96,16 @@ def model_digest(path: Path) -> str:
                     digest.update(block)
         _DIGESTS[key] = digest.hexdigest()
     return _DIGESTS[key]
+
+
+def models_digest(paths: Sequence[Path]) -> str:
+    """:func:`model_digest` of one path; of several (one model per class), the sha256 of
+    their names and digests in order."""
+    digests = [model_digest(p) for p in paths]
+    if len(digests) == 1:
+        return digests[0]
+    lines = "".join(f"{p.name}\0{d}\n" for p, d in zip(paths, digests, strict=True))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def pin_digest(params: dict[str, Any], found: str, plugin: str, what: str) -> None:

@@ -25,7 +25,6 @@ sweepable. Loading is offline (``local_files_only``), and never runs code from t
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -44,7 +43,7 @@ from .byo import (
     DIGEST,
     labels_for,
     match_channels,
-    model_digest,
+    models_digest,
     pin_digest,
     read_manifest,
     require_module,
@@ -201,7 +200,7 @@ class Diffusers(Generator):
                 isinstance(v, str) for v in per_class.values())):
             raise ParameterError("generator 'diffusers': `class_paths` maps each class name to "
                                  "a pipeline folder: { normal = \"models/normal\", ... }")
-        folders = [path] if path is not None else list(per_class.values())
+        folders = [path] if per_class is None else list(per_class.values())
         return [Path(folder).expanduser() for folder in folders]
 
     def check(self) -> None:
@@ -234,10 +233,8 @@ class Diffusers(Generator):
                 require_module(library, "diffusion", self.name,
                                f"the pipeline's {component} is a {library} model")
         self.conditioning = kind
-        found = [model_digest(f) for f in folders]
-        digest = found[0] if len(found) == 1 else hashlib.sha256("".join(
-            f"{f.name}\0{d}\n" for f, d in zip(folders, found, strict=True)).encode()).hexdigest()
-        pin_digest(self.params, digest, self.name, f"the pipeline(s) at {self.source}")
+        pin_digest(self.params, models_digest(folders), self.name,
+                   f"the pipeline(s) at {self.source}")
 
     # ------------------------------------------------------------------ loading
     def _folder(self, cls: int, class_names: Sequence[str]) -> Path:
@@ -316,7 +313,10 @@ class Diffusers(Generator):
             kwargs["class_labels"] = [self._model_label(cls)] * size
         else:
             kwargs["batch_size"] = size
-        images = pipe(**kwargs).images  # float N×H×W×C in [0, 1]
+        try:
+            images = pipe(**kwargs).images  # float N×H×W×C in [0, 1]
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise self._failed(pipe, exc) from exc
         return to_uint8(np.asarray(images), 0.0, 1.0).transpose(0, 3, 1, 2)
 
     def _class_loop(self, pipe: Any, cls: int, size: int, gens: list[torch.Generator],
@@ -336,21 +336,30 @@ class Diffusers(Generator):
         noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
         x = noise.to(device=device, dtype=unet.dtype) * scheduler.init_noise_sigma
         labels = torch.full((size,), self._model_label(cls), device=device, dtype=torch.long)
-        scheduler.set_timesteps(params["steps"], device=device)
-        for t in scheduler.timesteps:
-            model_in = scheduler.scale_model_input(x, t)
-            eps = unet(model_in, t, class_labels=labels).sample
-            if guidance != 1.0:
-                uncond = unet(model_in, t, class_labels=torch.full_like(labels, null)).sample
-                eps = uncond + guidance * (eps - uncond)
-            step = inspect.signature(scheduler.step).parameters
-            extra = {"generator": gens} if "generator" in step else {}
-            x = scheduler.step(eps, t, x, **extra).prev_sample
-        decoder = getattr(pipe, "vae", None) or getattr(pipe, "vqvae", None)
-        if decoder is not None:
-            scale = getattr(decoder.config, "scaling_factor", 1.0) or 1.0
-            x = decoder.decode(x / scale).sample
+        step = inspect.signature(scheduler.step).parameters
+        extra = {"generator": gens} if "generator" in step else {}
+        try:
+            scheduler.set_timesteps(params["steps"], device=device)
+            for t in scheduler.timesteps:
+                model_in = scheduler.scale_model_input(x, t)
+                eps = unet(model_in, t, class_labels=labels).sample
+                if guidance != 1.0:
+                    uncond = unet(model_in, t, class_labels=torch.full_like(labels, null)).sample
+                    eps = uncond + guidance * (eps - uncond)
+                x = scheduler.step(eps, t, x, **extra).prev_sample
+            decoder = getattr(pipe, "vae", None) or getattr(pipe, "vqvae", None)
+            if decoder is not None:
+                scale = getattr(decoder.config, "scaling_factor", 1.0) or 1.0
+                x = decoder.decode(x / scale).sample
+        except (ValueError, RuntimeError, TypeError, IndexError) as exc:
+            raise self._failed(pipe, exc) from exc
         return to_uint8(x.float().cpu().numpy(), -1.0, 1.0)
+
+    def _failed(self, pipe: Any, exc: BaseException) -> GeneratorError:
+        """The pipeline's own error as one message (its traceback with --debug)."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return GeneratorError(f"generator 'diffusers': {type(pipe).__name__} from {self.source} "
+                              f"failed: {type(exc).__name__}: {first}")
 
     def _prompt(self, cls: int) -> str:
         prompt = self.params["prompt"]

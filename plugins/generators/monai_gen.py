@@ -28,7 +28,6 @@ square montages of the dataset's side (1 slice per image: plain slices).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,7 +43,7 @@ from .byo import (
     DIGEST,
     labels_for,
     match_channels,
-    model_digest,
+    models_digest,
     pin_digest,
     read_manifest,
     require_module,
@@ -151,11 +150,8 @@ class Monai(Generator):
                                    "MONAI bundle folder or a torch.save checkpoint")
             if source.is_dir():
                 self._bundle_files(source)
-        digests = [model_digest(s) for s in sources]
-        digest = digests[0] if len(digests) == 1 else hashlib.sha256(
-            "".join(f"{s.name}\0{d}\n" for s, d in zip(sources, digests, strict=True)).encode()
-        ).hexdigest()
-        pin_digest(self.params, digest, self.name, f"the model at {self.source}")
+        pin_digest(self.params, models_digest(sources), self.name,
+                   f"the model at {self.source}")
 
     def _bundle_files(self, bundle: Path) -> tuple[Path, Path]:
         """The bundle's config and network weights; WeightsError naming a missing one."""
@@ -272,16 +268,24 @@ class Monai(Generator):
         if guidance != 1.0 and (not model["conditional"] or null is None):
             raise GeneratorError("generator 'monai': guidance != 1 needs a class-conditioned "
                                  "network and `null_class`, its 'no class' label")
-        for t in scheduler.timesteps:
-            timesteps = torch.full((n,), int(t), device=device, dtype=torch.long)
-            out = network(x, timesteps=timesteps, **kwargs)
-            if guidance != 1.0:
-                uncond = network(x, timesteps=timesteps,
-                                 class_labels=torch.full((n,), int(null), device=device))
-                out = uncond + guidance * (out - uncond)
-            x, _ = scheduler.step(out, int(t), x, generator=step_gen)
-        if model["autoencoder"] is not None:
-            x = model["autoencoder"].decode_stage_2_outputs(x / model["scale_factor"])
+        try:
+            for t in scheduler.timesteps:
+                timesteps = torch.full((n,), int(t), device=device, dtype=torch.long)
+                out = network(x, timesteps=timesteps, **kwargs)
+                if guidance != 1.0:
+                    uncond = network(x, timesteps=timesteps,
+                                     class_labels=torch.full((n,), int(null), device=device))
+                    out = uncond + guidance * (out - uncond)
+                x, _ = scheduler.step(out, int(t), x, generator=step_gen)
+            if model["autoencoder"] is not None:
+                x = model["autoencoder"].decode_stage_2_outputs(x / model["scale_factor"])
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise GeneratorError(
+                f"generator 'monai': the model at {self.source} failed on noise of shape "
+                f"{tuple(noise.shape)}: {type(exc).__name__}: {first}; check `sample_shape` "
+                "(its sides must suit the network's downsampling)"
+            ) from exc
         return x.float().cpu()
 
     def _spatial_shape(self, model: dict[str, Any]) -> list[int]:

@@ -143,6 +143,14 @@ def test_a_text_pipeline_with_one_prompt_template(pipelines, ctx):
     assert gray.sample([1, 1], seed=0, ctx=ctx, steps=2).images.shape == (2, 1, 16, 16)
 
 
+def test_the_pipelines_own_error_is_one_message(pipelines, ctx):
+    gen = make(path=str(pipelines / "text"), prompt="{class_name}")
+    with pytest.raises(GeneratorError, match=r"StableDiffusionPipeline from .*text failed: "
+                       r"ValueError: .*divisible by 8"):
+        gen.fit(make_toy_splits(size=12, channels=3).train, CLASSES, ctx.workdir, ctx)
+    assert nothing_written(ctx)
+
+
 def test_a_text_pipeline_without_prompts_is_refused(pipelines):
     with pytest.raises(ParameterError, match=r"is a text-conditioned pipeline and needs "
                        r"`prompt`: a template such as \"a chest X-ray showing \{class_name\}\""):

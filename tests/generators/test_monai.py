@@ -160,6 +160,10 @@ def test_bad_checkpoints_and_sizes_are_one_message(models, toy_splits, ctx, tmp_
     with pytest.raises(GeneratorError, match=r"makes 1-channel images but the dataset's have 3"):
         make(path=str(models / "class.pt")).fit(make_toy_splits(channels=3).train, CLASSES,
                                                 ctx.workdir, ctx)
+    with pytest.raises(GeneratorError, match=r"failed on noise of shape \(1, 1, 15, 15\): "
+                       r"RuntimeError: .*check `sample_shape`"):
+        make(path=str(models / "class.pt")).fit(make_toy_splits(size=15).train, CLASSES,
+                                                ctx.workdir, ctx)
     assert nothing_written(ctx)
 
 
