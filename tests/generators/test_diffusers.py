@@ -48,15 +48,29 @@ def _text_pipeline(folder):
         sample_size=8, in_channels=4, out_channels=4, cross_attention_dim=16,
         attention_head_dim=2, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), **_BLOCKS)
-    vae = diffusers.AutoencoderKL(
+    return diffusers.StableDiffusionPipeline(
+        unet=unet, vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=_scheduler(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def _vae():
+    return diffusers.AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         norm_num_groups=4, sample_size=16)
-    scheduler = diffusers.DDIMScheduler(num_train_timesteps=50, steps_offset=1,
-                                        clip_sample=False)
-    return diffusers.StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def _scheduler():
+    return diffusers.DDIMScheduler(num_train_timesteps=50, steps_offset=1, clip_sample=False)
+
+
+def _dit_pipeline():
+    transformer = diffusers.DiTTransformer2DModel(
+        num_attention_heads=2, attention_head_dim=4, in_channels=4, out_channels=8, num_layers=1,
+        sample_size=8, patch_size=2, norm_num_groups=4)
+    return diffusers.DiTPipeline(transformer=transformer, vae=_vae(), scheduler=_scheduler(),
+                                 id2label={0: "dark", 1: "bright"})
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +82,7 @@ def pipelines(tmp_path_factory):
         _ddpm(_unet()).save_pretrained(root / f"ddpm-{name}")
     _ddpm(_unet(num_class_embeds=3)).save_pretrained(root / "ddpm-class")  # label 2: no class
     _text_pipeline(root).save_pretrained(root / "text")
+    _dit_pipeline().save_pretrained(root / "dit")
     _unet().save_pretrained(root / "bare-unet")  # a model folder, not a pipeline
     return root
 
@@ -124,6 +139,20 @@ def test_a_class_conditioned_unet_with_guidance_and_another_scheduler(pipelines,
     with pytest.raises(GeneratorError, match="guidance != 1 on a class-conditioned UNet needs "
                        "`null_class`"):
         unguided.sample([1, 1], seed=0, ctx=ctx, steps=2, guidance=2.0)
+
+
+def test_a_dit_pipeline_takes_the_class_labels_itself(pipelines, ctx):
+    rgb = make_toy_splits(channels=3)
+    gen = make(path=str(pipelines / "dit"))
+    assert gen.conditioning == "class"
+    gen.fit(rgb.train, CLASSES, ctx.workdir, ctx)
+    out = gen.sample([2, 2], seed=0, ctx=ctx, steps=2, guidance=2.0)
+    assert out.images.shape == (4, 3, 16, 16)
+    # the same seeds with the labels swapped: other images, so the label reaches the model
+    swapped = make(path=str(pipelines / "dit"), class_labels=[1, 0])
+    swapped.fit(rgb.train, CLASSES, ctx.workdir / "swapped", ctx)
+    other = swapped.sample([2, 2], seed=0, ctx=ctx, steps=2, guidance=2.0)
+    assert not np.array_equal(out.images, other.images)
 
 
 def test_a_text_pipeline_with_one_prompt_template(pipelines, ctx):
