@@ -354,10 +354,6 @@ class Monai(Generator):
         if labels is not None and len(labels) != len(class_names):
             raise GeneratorError(f"generator 'monai': `class_labels` has {len(labels)} labels "
                                  f"but the dataset has {len(class_names)} classes")
-        if train.image_shape[1] != train.image_shape[2] and self.params["sample_shape"] and \
-                len(self.params["sample_shape"]) == 3:
-            raise GeneratorError("generator 'monai': slices of 3-D models are tiled into square "
-                                 "images, but the dataset's are not square")
         self._manifest = {"path": self.source, "digest": self.params["digest"],
                           "class_names": list(class_names),
                           "image_shape": list(train.image_shape)}
