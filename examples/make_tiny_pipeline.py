@@ -24,7 +24,8 @@ def main(folder: Path) -> None:
         block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
         down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
     )
-    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder)
+    pipeline = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000))
+    pipeline.save_pretrained(folder)
     print(f"saved a tiny class-conditioned DDPM pipeline to {folder}")
 
 

@@ -1,10 +1,11 @@
 """An existing generator, as a plain function: the `callable` route onto the board.
 
-Stands in for your own script. The suite names it as ``target = "examples/my_generator.py:generate"``
-and MedSynBench calls ``generate(counts, seed, image_shape, **options)``: ``counts[c]`` images of
-class ``c`` (the dataset's class order), the same images for the same seed, returned as one uint8
-array N×C×H×W with class 0's images first. Here: smooth random "anatomy" with a bright blob in the
-images of class 1 and above (the demo's phantom X-rays mark pneumonia with a brighter lesion).
+Stands in for your own script. A suite names it as
+``target = "examples/my_generator.py:generate"`` and MedSynBench calls
+``generate(counts, seed, image_shape, **options)``: ``counts[c]`` images of class ``c`` (the
+dataset's class order), the same images for the same seed, returned as one uint8 array N×C×H×W
+with class 0's images first. Here: smooth random "anatomy" with a bright blob in the images of
+class 1 and above (the demo's phantom X-rays mark pneumonia with a brighter lesion).
 """
 
 from __future__ import annotations
