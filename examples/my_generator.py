@@ -19,8 +19,9 @@ def generate(counts, seed, image_shape, lesion=0.3, smoothness=4):
     channels, height, width = image_shape
     images = []
     for label, n in enumerate(counts):
-        noise = rng.standard_normal((n, channels, height // smoothness, width // smoothness))
-        smooth = noise.repeat(smoothness, axis=2).repeat(smoothness, axis=3)  # blocky texture
+        coarse = (n, channels, -(-height // smoothness), -(-width // smoothness))
+        blocks = rng.standard_normal(coarse).repeat(smoothness, 2).repeat(smoothness, 3)
+        smooth = blocks[:, :, :height, :width]  # a blocky texture of exactly the image size
         image = 0.45 + 0.12 * smooth
         if label > 0:  # a bright blob at a random place: the "finding"
             y, x = np.mgrid[:height, :width]
