@@ -12,6 +12,7 @@ from .hookspecs import hookimpl
 from .kinds import (
     Dataset,
     Encoder,
+    Executor,
     Generator,
     ImageSize,
     Metric,
@@ -28,6 +29,7 @@ __all__ = [
     "DataSplits",
     "Dataset",
     "Encoder",
+    "Executor",
     "Generator",
     "ImageSet",
     "ImageSize",

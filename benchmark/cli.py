@@ -1,6 +1,8 @@
 """The ``medsynbench`` command line.
 
     medsynbench run SUITE.toml [--out DIR] [--device auto|cpu|cuda] [--force STAGE] [--only ENTRY]
+                               [--executor local|ray|slurm] [--address HOST:PORT] [--set KEY=VALUE]
+    medsynbench plan SUITE.toml [--json]
     medsynbench validate SUITE.toml...
     medsynbench plugins [--json]
     medsynbench list KIND
@@ -30,12 +32,44 @@ from .registry import get_registry
 __all__ = ["build_parser", "main"]
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from .progress import ProgressUI
+def _executor_override(args: argparse.Namespace, suite: Any, registry: Any) -> None:
+    """``--executor``/``--address``/``--set`` replace the suite's ``[executor]`` table (settings
+    given on the command line are added to the suite's when the executor is the same)."""
+    from .suite import executor_spec
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    if not (args.executor or args.address or args.set):
+        return
+    plugin = args.executor or suite.executor.plugin
+    table: dict[str, Any] = {"plugin": plugin}
+    if plugin == suite.executor.plugin:
+        defaults = registry.get("executor", plugin).parameters
+        table |= {k: v for k, v in suite.executor.params.items() if v != defaults[k].default}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise MedSynBenchError(f"--set {item!r}: expected KEY=VALUE, e.g. --set partition=gpu")
+        try:
+            value: Any = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare word: a string
+        table[key.strip()] = value
+    if args.address:
+        table["address"] = args.address
+    suite.executor = executor_spec(table, registry, "--executor")
+
+
+def _runner(args: argparse.Namespace, ui: Any = None) -> Any:
+    """The suite of ``args`` and a Runner for it, with the command line's overrides."""
+    from .devices import resolve_device
     from .runner import STAGES, Runner
     from .suite import load_suite
 
-    bad = [s for s in args.force if s not in STAGES]
+    bad = [s for s in getattr(args, "force", []) if s not in STAGES]
     if bad:
         raise MedSynBenchError(
             f"--force {bad[0]!r}: unknown stage{did_you_mean(bad[0], STAGES)}; "
@@ -43,28 +77,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     registry = get_registry()
     suite = load_suite(args.suite, registry, args.allow_underpowered)
+    _executor_override(args, suite, registry)
     out_dir = Path(args.out).expanduser() if args.out else suite.output_dir
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else suite.cache_dir
-    console = Console(stderr=True)
-    for warning in suite.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
-    from .devices import resolve_device
-
     # Resolved here, where it is known whether the flag or the suite asked for the device.
     source = "--device" if args.device else f"{suite.path}: suite.device"
     device = resolve_device(args.device or suite.device, source)
+    return Runner(suite, registry, out_dir, cache_dir, device,
+                  tuple(getattr(args, "force", ())), tuple(args.only), ui,
+                  getattr(args, "debug", False))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .progress import ProgressUI
+
+    console = Console(stderr=True)
     with ProgressUI(console, enabled=not args.quiet) as ui:
-        runner = Runner(
-            suite,
-            registry,
-            out_dir,
-            cache_dir,
-            device,
-            tuple(args.force),
-            tuple(args.only),
-            ui,
-            args.debug,
-        )
+        runner = _runner(args, ui)
+        suite, out_dir = runner.suite, runner.out_dir
+        for warning in suite.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
         results = runner.run()
     failed = [e for e in results["entries"] if e["status"] != "ok"]
     console.print(
@@ -94,6 +126,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         return 1
     return 1 if broken else 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    """Print the run's graph of units: cached or to run, needs, cost, waves."""
+    runner = _runner(args)
+    plan = runner.plan()
+    if args.json:
+        doc = {"suite": runner.suite.name, "suite_hash": runner.suite.hash,
+               "executor": runner.suite.executor.plugin, "cache_dir": str(runner.cache.root),
+               **plan.as_dict()}
+        print(json.dumps(doc, indent=2))
+        return 0
+    table = Table("unit", "stage", "after", "needs", "cost", "state", title=(
+        f"{runner.suite.name}: {len(plan)} units, {len(plan.pending)} to run, "
+        f"{len(plan) - len(plan.pending)} cached; up to {plan.parallel} at once "
+        f"(executor {runner.suite.executor.plugin}, cache {runner.cache.root})"))
+    for unit in plan:
+        needs = f"{unit.needs.cpus} cpu" + (f", {unit.needs.gpus} gpu" if unit.needs.gpus else "")
+        cost = "?" if unit.cost_seconds is None else f"{unit.cost_seconds:.1f}s"
+        after = ", ".join(unit.after) if len(unit.after) <= 2 else f"{len(unit.after)} units"
+        table.add_row(unit.id, unit.stage, after, needs, cost,
+                      "cached" if unit.cached else "to run")
+    Console(width=max(120, Console().width)).print(table)
+    waves = plan.waves()
+    print(f"waves of units that can run at once: {[len(w) for w in waves]}")
+    return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -151,6 +209,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", help="where units run: local (default), ray, slurm "
+                        "(overrides the suite's [executor] table)")
+    parser.add_argument("--address", help="ray: an existing cluster, 'auto' or HOST:PORT")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an executor setting, e.g. --set partition=gpu (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, including commands added by plugins."""
     parser = argparse.ArgumentParser(
@@ -183,7 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run even when the suite's seeds cannot reach p < 0.05 for its number of entries"
     )
     run.add_argument("--allow-underpowered", action="store_true", help=underpowered)
+    _executor_arguments(run)
     run.set_defaults(func=_cmd_run)
+
+    plan = sub.add_parser("plan", help="print a suite's graph of units: cached, to run, waves")
+    plan.add_argument("suite", type=Path)
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.add_argument("--out", help="output directory (default: [output] dir of the suite)")
+    plan.add_argument("--cache-dir", help="stage cache (default: OUT/cache)")
+    plan.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    plan.add_argument("--only", action="append", default=[], metavar="ENTRY")
+    plan.add_argument("--allow-underpowered", action="store_true", help=underpowered)
+    _executor_arguments(plan)
+    plan.set_defaults(func=_cmd_plan)
 
     validate = sub.add_parser("validate", help="check suite files without running them")
     validate.add_argument("suites", nargs="+", type=Path)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 __all__ = [
     "DataError",
     "DuplicatePluginError",
+    "ExecutorError",
     "GeneratorError",
     "MedSynBenchError",
     "OutputError",
@@ -90,3 +91,7 @@ class OutputError(MedSynBenchError):
 
 class ResultsError(MedSynBenchError):
     """A results or leaderboard file is malformed or incompatible."""
+
+
+class ExecutorError(MedSynBenchError):
+    """An executor cannot run the plan: a missing extra, an unreachable cluster, no GPU."""

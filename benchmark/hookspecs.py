@@ -47,6 +47,11 @@ def register_tasks(register: Any) -> None:
 
 
 @hookspec
+def register_executors(register: Any) -> None:
+    """Register Executor subclasses by calling ``register(cls)``."""
+
+
+@hookspec
 def register_commands(subparsers: Any) -> None:
     """Add CLI sub-commands to the ``medsynbench`` argparse ``subparsers``."""
 

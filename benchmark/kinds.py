@@ -39,6 +39,7 @@ __all__ = [
     "KINDS",
     "Dataset",
     "Encoder",
+    "Executor",
     "Generator",
     "ImageSize",
     "Metric",
@@ -50,7 +51,7 @@ __all__ = [
     "Task",
 ]
 
-KINDS = ("dataset", "generator", "encoder", "metric", "task")
+KINDS = ("dataset", "generator", "encoder", "metric", "task", "executor")
 Axis = Literal["fidelity", "variety", "privacy", "efficiency", "utility"]
 log = logging.getLogger("medsynbench")
 
@@ -392,3 +393,24 @@ class Task(Plugin):
 
     def check_synthetic(self, data: DataSplits, synthetic: ImageSet) -> None:
         """Raise TaskError when a synthetic set cannot be used (wrong shape, empty...)."""
+
+
+class Executor(Plugin):
+    """Builds the pending units of a run's plan (:mod:`medsynbench.plan`): in this process
+    (``local``), as Ray tasks, as SLURM jobs...
+
+    :meth:`execute` receives the plan and the runner. In this process it calls
+    ``runner.build(unit)``; elsewhere it ships ``runner.job()`` — a picklable
+    :class:`~medsynbench.runner.UnitJob` whose ``build(unit_id)`` runs in a worker that reads
+    and writes the same cache directory. Either returns a
+    :class:`~medsynbench.plan.UnitOutcome`. A unit may run only after every unit in its
+    ``after``; a unit whose input failed is returned skipped (``plan.build_in_order`` does
+    both for a sequence of units). The runner then reads every unit from the cache, so an
+    executor never touches results.
+    """
+
+    kind: ClassVar[str] = "executor"
+
+    def execute(self, plan: Any, runner: Any) -> dict[str, Any]:
+        """Build the plan's units (all but ``prepare``); return their outcomes by unit id."""
+        raise NotImplementedError

@@ -19,7 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import DuplicatePluginError, PluginError, UnknownPluginError
-from .kinds import KINDS, Dataset, Encoder, Generator, Metric, Plugin, Task
+from .kinds import KINDS, Dataset, Encoder, Executor, Generator, Metric, Plugin, Task
 from .params import did_you_mean
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginRegistry", "get_registry"]
@@ -31,6 +31,7 @@ _BASES: dict[str, type[Plugin]] = {
     "encoder": Encoder,
     "metric": Metric,
     "task": Task,
+    "executor": Executor,
 }
 _HOOKS = {
     "dataset": "register_datasets",
@@ -38,6 +39,7 @@ _HOOKS = {
     "encoder": "register_encoders",
     "metric": "register_metrics",
     "task": "register_tasks",
+    "executor": "register_executors",
 }
 
 

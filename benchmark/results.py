@@ -14,6 +14,7 @@ import io
 import json
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,23 +26,70 @@ from .kinds import Metric, Task
 from .stats import pack_correct
 
 if TYPE_CHECKING:
-    from .runner import Runner
+    from .registry import PluginRegistry
+    from .suite import EntrySpec, Suite
 
-__all__ = ["SCHEMA_VERSION", "build_results", "write_results"]
+__all__ = ["SCHEMA_VERSION", "EntryState", "RunRecord", "build_results", "write_results"]
 
 SCHEMA_VERSION = 2
 
 
-def _metric_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
+@dataclass
+class EntryState:
+    """What a run learned about one entry."""
+
+    spec: EntrySpec
+    status: str = "ok"
+    error: str | None = None
+    failed_stage: str | None = None
+    fit_info: dict[str, Any] = field(default_factory=dict)
+    efficiency: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    task_scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    # per task, per seed: 0/1 per evaluation image (None when the task keeps none)
+    task_correct: dict[str, list[list[int]] | None] = field(default_factory=dict)
+    # "<stage>[:<metric or task>]" → warnings raised while computing it (shown on the board)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    mosaic: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class RunRecord:
+    """Everything a finished run hands to :func:`write_results`: the suite, the per-entry
+    states and the shared (real-only) outcomes. The runner fills it; nothing here reads the
+    runner itself."""
+
+    suite: Suite
+    registry: PluginRegistry
+    out_dir: Path
+    entries: list[EntryState]
+    class_names: tuple[str, ...]
+    modality: str
+    data_counts: dict[str, list[int]]
+    data_duplicates: dict[str, Any] | None
+    data_flags: list[str]  # warnings of the prepare unit
+    # task name → per-seed scores / per-image correctness of the real-only arm
+    real_only: dict[str, list[dict[str, float]]]
+    real_only_correct: dict[str, list[list[int]] | None]
+    # encoder entry name → caveats attached to every metric computed in its space
+    encoder_flags: dict[str, list[str]]
+
+
+def _metric_block(record: RunRecord) -> dict[str, dict[str, dict[str, Any]]]:
     """entry name → "<metric>.<quantity>" → value record (board-derived ones with no value)."""
-    blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in runner.entries}
-    for spec in runner.suite.metrics:
-        cls = runner.registry.get("metric", spec.plugin)
+    blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in record.entries}
+    for spec in record.suite.metrics:
+        cls = record.registry.get("metric", spec.plugin)
         assert issubclass(cls, Metric)
-        for entry in runner.entries:
+        for entry in record.entries:
             if not entry.ok or spec.name not in entry.metrics:
                 continue
-            flags = [*runner.flags.get(spec.encoder or "", []),
+            flags = [*record.encoder_flags.get(spec.encoder or "", []),
                      *entry.flags.get(f"metrics:{spec.name}", [])]
             block = blocks[entry.spec.name]
             for quantity, value in entry.metrics[spec.name].items():
@@ -67,17 +115,17 @@ def _metric_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
     return blocks
 
 
-def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
+def _utility_block(record: RunRecord) -> dict[str, dict[str, dict[str, Any]]]:
     """entry name → task → raw per-seed scores of both arms (and per-image correctness)."""
-    blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in runner.entries}
-    for spec in runner.suite.tasks:
-        cls = runner.registry.get("task", spec.plugin)
+    blocks: dict[str, dict[str, dict[str, Any]]] = {e.spec.name: {} for e in record.entries}
+    for spec in record.suite.tasks:
+        cls = record.registry.get("task", spec.plugin)
         assert issubclass(cls, Task)
-        baseline = runner.real_only.get(spec.name)
+        baseline = record.real_only.get(spec.name)
         if baseline is None:
             continue
-        baseline_correct = runner.real_only_correct.get(spec.name)
-        for entry in runner.entries:
+        baseline_correct = record.real_only_correct.get(spec.name)
+        for entry in record.entries:
             if not entry.ok or spec.name not in entry.task_scores:
                 continue
             treated = entry.task_scores[spec.name]
@@ -87,7 +135,7 @@ def _utility_block(runner: Runner) -> dict[str, dict[str, dict[str, Any]]]:
             n_eval = len(treated_correct[0]) if both and treated_correct else None
             blocks[entry.spec.name][spec.name] = {
                 "primary": cls.primary,
-                "seeds": runner.suite.seeds,
+                "seeds": record.suite.seeds,
                 "budget": spec.params.get("budget"),
                 "baseline": {s: [b.get(s) for b in baseline] for s in names},
                 "treated": {s: [t.get(s) for t in treated] for s in names},
@@ -105,18 +153,18 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "entry"
 
 
-def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
+def build_results(record: RunRecord, manifest: dict[str, Any]) -> dict[str, Any]:
     """The results document (schema version :data:`SCHEMA_VERSION`)."""
-    suite, data = runner.suite, runner.data
-    metrics, utility = _metric_block(runner), _utility_block(runner)
+    suite = record.suite
+    metrics, utility = _metric_block(record), _utility_block(record)
     entries = []
-    for entry in runner.entries:
+    for entry in record.entries:
         samples = None
         if entry.ok and entry.mosaic is not None and entry.mosaic.exists():
             samples = f"samples/{_safe(entry.spec.name)}.png"
-            (runner.out_dir / "samples").mkdir(exist_ok=True)
-            shutil.copyfile(entry.mosaic, runner.out_dir / samples)
-        generator_cls = runner.registry.get("generator", entry.spec.plugin)
+            (record.out_dir / "samples").mkdir(exist_ok=True)
+            shutil.copyfile(entry.mosaic, record.out_dir / samples)
+        generator_cls = record.registry.get("generator", entry.spec.plugin)
         entries.append(
             {
                 "name": entry.spec.name,
@@ -162,14 +210,14 @@ def build_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
         "dataset": {
             "plugin": suite.dataset.plugin,
             "params": suite.dataset.params,
-            "class_names": list(data.class_names),
-            "modality": data.modality,
-            "counts": runner.data_counts,
-            "duplicates": runner.data_duplicates,
-            "flags": runner.real_only_flags.get("prepare", []),  # the prepare unit's warnings
+            "class_names": list(record.class_names),
+            "modality": record.modality,
+            "counts": record.data_counts,
+            "duplicates": record.data_duplicates,
+            "flags": record.data_flags,  # the prepare unit's warnings
         },
         "manifest": manifest,
-        "real_only": runner.real_only,
+        "real_only": record.real_only,
         "entries": entries,
     }
 
@@ -203,7 +251,7 @@ def _csv(results: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def write_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
+def write_results(record: RunRecord, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write results.json, results.csv and leaderboard.md atomically; return the document.
 
     The three files are renamed into place only once all were written. An OS error (a full
@@ -212,16 +260,16 @@ def write_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
     """
     from .leaderboard import render_markdown
 
-    out = runner.out_dir
+    out = record.out_dir
     try:
-        results = build_results(runner, manifest)
+        results = build_results(record, manifest)
         write_atomic_many({
             out / "results.json": json.dumps(results, indent=2, default=_json_default),
             out / "results.csv": _csv(results),
             out / "leaderboard.md": render_markdown(results),
         })
     except OSError as exc:
-        _remove_partial_samples(runner)
+        _remove_partial_samples(record)
         raise OutputError(
             f"cannot write {exc.filename2 or exc.filename or out}: {exc.strerror or exc}; "
             "the run's results were not written (previous ones are kept); free space there or "
@@ -230,10 +278,10 @@ def write_results(runner: Runner, manifest: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
-def _remove_partial_samples(runner: Runner) -> None:
+def _remove_partial_samples(record: RunRecord) -> None:
     """Delete sample copies in ``out/samples`` that differ in size from their cached mosaic."""
-    for entry in runner.entries:
-        target = runner.out_dir / "samples" / f"{_safe(entry.spec.name)}.png"
+    for entry in record.entries:
+        target = record.out_dir / "samples" / f"{_safe(entry.spec.name)}.png"
         try:
             if entry.mosaic is not None and target.stat().st_size != entry.mosaic.stat().st_size:
                 target.unlink()

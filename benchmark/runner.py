@@ -1,22 +1,32 @@
-"""The runner: prepare data → fit → sample → encode → metrics → tasks → results.
+"""The runner: a suite → a plan of cached units → an executor builds them → results.
 
-Every unit of work (one stage for one entry, encoder, seed...) runs through
-:meth:`Runner._unit`, which skips it when its content-keyed cache directory is complete, so a
-killed run resumes where it stopped. An entry whose generator (or later stage) raises is marked
-failed with its error; the other entries still run. An OS error while writing (a full disk) is
-not an entry failure: it stops the run with one OutputError line and caches nothing of the unit.
-Warnings a unit raises are kept with it and reported on the board as flags.
+:meth:`Runner.plan` turns a validated suite into a :class:`~medsynbench.plan.Plan`: prepare
+the data, fit and sample each entry, fit encoders, encode image sets, one unit per metric and
+entry, one per task arm and seed — each with its content key and the units it reads. An
+executor plugin (``local`` by default; ``ray``, ``slurm``) builds the pending units through
+:meth:`Runner.build` (in this process) or :class:`UnitJob` (in a worker that rebuilds the
+plan from the same suite and cache); the runner then reads every unit back from the cache
+into results.json (:class:`~medsynbench.results.RunRecord`). A unit whose directory is
+complete is never built again, so a killed run resumes where it stopped, and a run on a
+cluster gives the numbers of a local one.
+
+An entry whose unit raises is marked failed with that error (units that read it are skipped);
+the other entries still run. An OS error while writing (a full disk) is not an entry failure:
+it stops the run with one OutputError line and caches nothing of the unit. Warnings a unit
+raises are kept with it and reported on the board as flags.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import statistics
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,50 +37,63 @@ from .data import DataSplits, ImageSet
 from .devices import cpu_threads, resolve_device
 from .errors import MedSynBenchError, OutputError
 from .hygiene import audit_prepared
-from .kinds import Dataset, Encoder, Generator, Metric, MetricInputs, RunContext, Task
+from .kinds import Dataset, Encoder, Executor, Generator, Metric, MetricInputs, RunContext, Task
 from .mosaic import save_mosaic
+from .plan import Needs, Plan, Unit, UnitOutcome
 from .progress import ProgressUI
 from .registry import PluginRegistry
-from .suite import EntrySpec, MetricSpec, Suite, check_image_size
+from .results import EntryState, RunRecord, write_results
+from .suite import EntrySpec, Suite, check_image_size
 
-__all__ = ["STAGES", "EntryState", "Runner", "resolve_device"]
+__all__ = ["STAGES", "EntryState", "Runner", "UnitJob", "resolve_device"]
 
 STAGES = ("prepare", "fit", "sample", "encode", "metrics", "tasks")
 
 
-@dataclass
-class EntryState:
-    """What the run learned about one entry."""
+@dataclass(frozen=True)
+class UnitJob:
+    """What a worker needs to build units of a run: the validated suite, the shared cache
+    directory, the device and the entries. Picklable; :meth:`build` runs in the worker."""
 
-    spec: EntrySpec
-    status: str = "ok"
-    error: str | None = None
-    failed_stage: str | None = None
-    fit_key: str = ""
-    sample_key: str = ""
-    fit_info: dict[str, Any] = field(default_factory=dict)
-    efficiency: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    task_scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)
-    # per task, per seed: 0/1 per evaluation image (None when the task keeps none)
-    task_correct: dict[str, list[list[int]] | None] = field(default_factory=dict)
-    # "<stage>[:<metric or task>]" → warnings raised while computing it (shown on the board)
-    flags: dict[str, list[str]] = field(default_factory=dict)
-    synthetic: ImageSet | None = None
-    mosaic: Path | None = None
+    suite: Suite
+    cache_dir: Path
+    device: str
+    only: tuple[str, ...] = ()
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+    def build(self, unit_id: str) -> UnitOutcome:
+        """Build one unit of the plan into the shared cache (a no-op when complete)."""
+        try:
+            runner = _worker_runner(self)
+            unit = runner.plan()[unit_id]
+        except MedSynBenchError as exc:  # an unwritable cache, missing data on this node
+            return UnitOutcome(unit_id, False, error=f"worker {socket.gethostname()}: {exc}",
+                               fatal=True, host=socket.gethostname())
+        except KeyError:
+            return UnitOutcome(unit_id, False, error=f"the worker's plan has no unit {unit_id!r}: "
+                               "the suite or cache differs between the driver and the worker",
+                               fatal=True, host=socket.gethostname())
+        with cpu_threads(self.suite.cpu_threads if self.device == "cpu" else None):
+            return runner.build(unit)
 
 
-class _EntryFailed(Exception):
-    pass
+_WORKER_RUNNERS: dict[tuple[str, str, str, str, tuple[str, ...]], Runner] = {}
+
+
+def _worker_runner(job: UnitJob) -> Runner:
+    """One runner per job and worker process: its plan, data and encoders are reused across the
+    units the worker builds."""
+    key = (job.suite.hash, str(job.suite.path), str(job.cache_dir), job.device, job.only)
+    if key not in _WORKER_RUNNERS:
+        from .registry import get_registry
+
+        _WORKER_RUNNERS.clear()
+        _WORKER_RUNNERS[key] = Runner(job.suite, get_registry(), job.cache_dir, job.cache_dir,
+                                      job.device, only=job.only, worker=True)
+    return _WORKER_RUNNERS[key]
 
 
 class Runner:
-    """Runs one validated suite. Construct, then call :meth:`run`."""
+    """Runs one validated suite. Construct, then call :meth:`run` (or :meth:`plan`)."""
 
     def __init__(
         self,
@@ -83,6 +106,8 @@ class Runner:
         only: tuple[str, ...] = (),
         ui: ProgressUI | None = None,
         debug: bool = False,
+        executor: Executor | None = None,
+        worker: bool = False,
     ) -> None:
         self.suite = suite
         self.registry = registry
@@ -90,9 +115,9 @@ class Runner:
         self.device = resolve_device(device)
         self.ui = ui or ProgressUI(enabled=False)
         self.debug = debug
+        self.worker = worker
         first_forced = min((STAGES.index(s) for s in force), default=len(STAGES))
         self.forced = set(STAGES[first_forced:])  # forcing a stage recomputes everything after it
-        self._discarded: set[str] = set()
         self.cache = StageCache(cache_dir or out_dir / "cache")
         unknown = [name for name in only if name not in {e.name for e in suite.entries}]
         if unknown:
@@ -103,19 +128,20 @@ class Runner:
                 f"--only {unknown[0]!r}: no such entry{did_you_mean(unknown[0], names)}; "
                 f"entries: {', '.join(names)}"
             )
-        specs = [e for e in suite.entries if not only or e.name in only]
-        self.entries = [EntryState(spec) for spec in specs]
-        self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        self.stage_counts: dict[str, dict[str, int]] = {
-            s: {"computed": 0, "cached": 0} for s in STAGES
-        }
+        self.only = tuple(only)
+        self.entries: list[EntrySpec] = [e for e in suite.entries if not only or e.name in only]
+        if executor is None:
+            spec = suite.executor
+            made = registry.create("executor", spec.plugin, spec.params, spec.where)
+            assert isinstance(made, Executor)
+            executor = made
+        self.executor = executor
         self.base_seed = suite.seeds[0]
+        self.data: DataSplits | None = None
+        self.prepare_key = ""
+        self._plan: Plan | None = None
         self._encoders: dict[str, Encoder] = {}
         self._encoder_keys: dict[str, str] = {}
-        self.real_only: dict[str, list[dict[str, float]]] = {}
-        self.real_only_correct: dict[str, list[list[int]] | None] = {}
-        self.real_only_flags: dict[str, list[str]] = {}
-        self.flags: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------- plumbing
     def _ctx(self, seed: int, workdir: Path) -> RunContext:
@@ -127,101 +153,84 @@ class Runner:
             log=self.ui.print,
             registry=self.registry,
             cache_dir=self.cache.root,
-            data=getattr(self, "data", None),  # None until the prepare stage has run
+            data=self.data,  # None until the prepare unit has been read
         )
 
-    def _unit(
-        self,
-        stage: str,
-        key: str,
-        label: str,
-        meta: dict[str, Any],
-        work: Callable[[Path], dict[str, Any] | None],
-        entry: EntryState | None = None,
-        flag_key: str | None = None,
-    ) -> tuple[Path, dict[str, Any]]:
-        """Run ``work`` into a cached unit directory unless it is complete; return (dir, info).
+    def _needs(self) -> Needs:
+        return Needs(cpus=self.suite.cpu_threads or 1, gpus=1 if self.device == "cuda" else 0)
 
-        Warnings raised by ``work`` are kept with the unit (``flags.json``), so a cached unit
-        reports them again; they are added to ``entry.flags[flag_key or stage]``.
+    def job(self) -> UnitJob:
+        """What a worker needs to build this run's units (:class:`UnitJob`)."""
+        return UnitJob(self.suite, self.cache.root, self.device, self.only)
+
+    def build(self, unit: Unit) -> UnitOutcome:
+        """Build ``unit`` into the cache unless it is complete; never raises for the unit's own
+        errors (they come back in the outcome, ``fatal`` for a full disk).
+
+        Another process building the same unit is waited for, then its result is reused.
+        Warnings raised by the work are kept with the unit (``flags.json``).
         """
         start = time.perf_counter()
-        forcing = stage in self.forced and key not in self._discarded
-        cached = not forcing and self.cache.is_complete(stage, key)
-        if not cached:
+        cached = self.cache.is_complete(unit.stage, unit.key)
+        try:
+            if not cached:
 
-            def waiting(owner: str) -> None:
-                self.ui.print(f"{stage} {label}: waiting for {owner}, which is computing it")
+                def waiting(owner: str) -> None:
+                    self.ui.print(
+                        f"{unit.stage} {unit.label}: waiting for {owner}, which is computing it")
 
-            # Another process may be building this unit: wait for it, then reuse its result.
-            with self.cache.lock(stage, key, on_wait=waiting):
-                if forcing:
-                    self._discarded.add(key)
-                    self.cache.discard(stage, key)
-                cached = self.cache.is_complete(stage, key)
-                if not cached:
-                    with self.cache.build(stage, key, meta, label) as workdir:
-                        with warnings.catch_warnings(record=True) as caught:
-                            warnings.simplefilter("always")
-                            info = work(workdir) or {}
-                        raised = list(dict.fromkeys(str(w.message) for w in caught))
-                        for message in raised:
-                            self.ui.print(f"warning: {label}: {message}")
-                        (workdir / "flags.json").write_text(json.dumps(raised))
-                        (workdir / "info.json").write_text(
-                            json.dumps(info, indent=2, default=float)
-                        )
+                with self.cache.lock(unit.stage, unit.key, on_wait=waiting):
+                    cached = self.cache.is_complete(unit.stage, unit.key)
+                    if not cached:
+                        self._build_now(unit, start)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            if isinstance(exc, MedSynBenchError):
+                error = str(exc)
+            else:
+                error = f"{type(exc).__name__}: {exc}"
+            if self.debug:
+                error += "\n" + traceback.format_exc()
+            first = error.splitlines()[0]
+            self.ui.status(False, unit.stage, f"{unit.entry or unit.label}: {first}")
+            return UnitOutcome(unit.id, False, time.perf_counter() - start, error=error,
+                               fatal=isinstance(exc, OutputError), host=socket.gethostname())
         seconds = time.perf_counter() - start
-        path = self.cache.path(stage, key)
+        took = "cached" if cached else f"{seconds:.1f}s"
+        self.ui.status(True, unit.stage, f"{unit.label} ({took})")
+        return UnitOutcome(unit.id, True, seconds, cached, host=socket.gethostname())
+
+    def _build_now(self, unit: Unit, start: float) -> None:
+        work = self._work(unit)
+        with self.cache.build(unit.stage, unit.key, dict(unit.args.get("meta", {})),
+                              unit.label) as workdir:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                info = work(workdir) or {}
+            raised = list(dict.fromkeys(str(w.message) for w in caught))
+            for message in raised:
+                self.ui.print(f"warning: {unit.label}: {message}")
+            (workdir / "flags.json").write_text(json.dumps(raised))
+            (workdir / "info.json").write_text(json.dumps(info, indent=2, default=float))
+            (workdir / "unit.json").write_text(json.dumps(
+                {"seconds": round(time.perf_counter() - start, 3), "host": socket.gethostname()}))
+
+    def _read(self, unit: Unit) -> tuple[Path, dict[str, Any], list[str]]:
+        """A complete unit's directory, info and warnings."""
+        path = self.cache.path(unit.stage, unit.key)
         info = json.loads((path / "info.json").read_text())
         flags_file = path / "flags.json"
-        unit_flags = json.loads(flags_file.read_text()) if flags_file.is_file() else []
-        if unit_flags:
-            if entry is not None:
-                kept = entry.flags.setdefault(flag_key or stage, [])
-                kept.extend(f for f in unit_flags if f not in kept)
-            elif flag_key is not None:
-                kept = self.real_only_flags.setdefault(flag_key, [])
-                kept.extend(f for f in unit_flags if f not in kept)
-        self.stage_seconds[stage] += seconds
-        self.stage_counts[stage]["cached" if cached else "computed"] += 1
-        if entry is not None:
-            entry.timings[stage] = entry.timings.get(stage, 0.0) + seconds
-        self.ui.status(True, stage, f"{label} ({'cached' if cached else f'{seconds:.1f}s'})")
-        self.registry.hook.stage_finished(
-            stage=stage,
-            entry=entry.spec.name if entry else None,
-            key=key,
-            seconds=seconds,
-            cached=cached,
-        )
-        return path, info
+        flags = json.loads(flags_file.read_text()) if flags_file.is_file() else []
+        return path, info, flags
 
-    def _fail(self, entry: EntryState, stage: str, exc: BaseException) -> None:
-        if isinstance(exc, OutputError):  # a full disk is not the entry's fault: stop the run
-            raise exc
-        entry.status, entry.failed_stage = "failed", stage
-        entry.error = (
-            f"{type(exc).__name__}: {exc}" if not isinstance(exc, MedSynBenchError) else str(exc)
-        )
-        if self.debug:
-            entry.error += "\n" + traceback.format_exc()
-        self.ui.status(False, stage, f"{entry.spec.name}: {entry.error.splitlines()[0]}")
+    def _discard(self, unit: Unit) -> None:
+        with self.cache.lock(unit.stage, unit.key):
+            self.cache.discard(unit.stage, unit.key)
 
-    def _per_entry(self, stage: str, step: Callable[[EntryState], None]) -> None:
-        for entry in self.entries:
-            if not entry.ok:
-                continue
-            try:
-                step(entry)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # a broken entry must not stop the others
-                self._fail(entry, stage, exc)
-
-    # ------------------------------------------------------------------ stages
+    # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
-        """Execute every stage and return the results document (also written to disk).
+        """Plan, execute and collect the suite; return the results document (also on disk).
 
         The output folder is locked for the whole run: a second run into it is refused with an
         OutputError naming the running one. Runs into different folders may share a cache.
@@ -231,7 +240,6 @@ class Runner:
 
     def _run(self) -> dict[str, Any]:
         from .manifest import collect_manifest
-        from .results import write_results
 
         started = time.perf_counter()
         plugins = {
@@ -241,19 +249,24 @@ class Runner:
         manifest = collect_manifest(self.device, self.suite.hash, plugins)
         self.registry.hook.run_started(suite=self.suite, manifest=manifest)
         manifest["cpu_threads"] = self.suite.cpu_threads if self.device == "cpu" else None
-        stages: dict[str, Callable[[], None]] = {
-            "prepare": self._prepare, "fit": lambda: self._per_entry("fit", self._fit),
-            "sample": lambda: self._per_entry("sample", self._sample),
-            "encode": self._encode_all, "metrics": self._metrics_all, "tasks": self._tasks_all,
-        }
+        manifest["executor"] = self.executor.name
         with cpu_threads(manifest["cpu_threads"]):  # same CPU numbers on any core count
-            for stage, fn in stages.items():
-                self.ui.heading(stage)
-                fn()
+            self.ui.heading("prepare")
+            prepared = self.prepare()
+            plan = self.plan()
+            for unit in plan.pending:
+                if unit.stage in self.forced:
+                    self._discard(unit)
+            outcomes = {"prepare": prepared}
+            outcomes.update(self.executor.execute(plan, self))
+        fatal = next((o for o in outcomes.values() if o.fatal), None)
+        if fatal is not None:
+            raise OutputError(fatal.error or f"unit {fatal.id} could not be written")
+        record, stage_seconds, stage_units = self.collect(plan, outcomes)
         manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
-        manifest["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
-        manifest["stage_units"] = self.stage_counts
-        results = write_results(self, manifest)
+        manifest["stage_seconds"] = {k: round(v, 3) for k, v in stage_seconds.items()}
+        manifest["stage_units"] = stage_units
+        results = write_results(record, manifest)
         self.registry.hook.run_finished(results=results, out_dir=self.out_dir)
         return results
 
@@ -293,44 +306,58 @@ class Runner:
         finally:
             lock.release()
 
-    def _prepare(self) -> None:
+    # ----------------------------------------------------------------- prepare
+    def _prepare_unit(self) -> Unit:
         spec = self.suite.dataset
         cls = self.registry.get("dataset", spec.plugin)
         seed = derive_seed(self.base_seed, "prepare")
         self.prepare_key = content_key(
             stage="prepare", plugin=spec.plugin, version=cls.version, params=spec.params, seed=seed
         )
+        return Unit("prepare", "prepare", self.prepare_key, spec.plugin, needs=Needs(),
+                    args={"kind": "prepare", "seed": seed, "meta": {"plugin": spec.plugin}})
+
+    def prepare(self) -> UnitOutcome:
+        """Build (or read) the prepared data — every other unit's key depends on it — and check
+        that the entries' splits exist. Raises the dataset's error: without data nothing runs."""
+        unit = self._prepare_unit()
+        if "prepare" in self.forced and not self.worker:
+            self._discard(unit)
+            self.forced.discard("prepare")  # once per run
+        outcome = self.build(unit)
+        if not outcome.ok:
+            if outcome.fatal:
+                raise OutputError(outcome.error or "the prepared data could not be written")
+            raise MedSynBenchError(outcome.error or "the dataset could not be prepared")
+        self.data = DataSplits.load(self.cache.path("prepare", self.prepare_key))
+        self._check_splits()
+        return outcome
+
+    def _work_prepare(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        spec = self.suite.dataset
 
         def work(workdir: Path) -> dict[str, Any]:
             dataset = self.registry.create("dataset", spec.plugin, spec.params)
             assert isinstance(dataset, Dataset)
-            splits = dataset.load(self._ctx(seed, workdir))
+            splits = dataset.load(self._ctx(unit.args["seed"], workdir))
             splits.save(workdir)
             counts = {n: s.counts(splits.n_classes).tolist() for n, s in splits.splits.items()}
             # Every plugin's splits are audited; cross-split copies warn (see audit_prepared).
             return {"counts": counts, "duplicates": audit_prepared(splits)}
 
-        path, info = self._unit(
-            "prepare", self.prepare_key, spec.plugin, {"plugin": spec.plugin}, work,
-            flag_key="prepare",
-        )
-        self.data = DataSplits.load(path)
-        self.data_counts: dict[str, list[int]] = info["counts"]
-        self.data_duplicates: dict[str, Any] | None = info.get("duplicates")
-        self._check_splits()
+        return work
 
     def _check_splits(self) -> None:
         """Every split an entry reads must exist — checked before any entry is fitted."""
+        data = self._data()
         problems = []
-        for entry in self.entries:
-            if entry.spec.split not in self.data.splits:
-                problems.append(
-                    f"{entry.spec.where}.split: dataset has no split {entry.spec.split!r}"
-                )
-            for split in self._generator(entry).splits_needed():
-                if split not in self.data.splits:
+        for spec in self.entries:
+            if spec.split not in data.splits:
+                problems.append(f"{spec.where}.split: dataset has no split {spec.split!r}")
+            for split in self._generator(spec).splits_needed():
+                if split not in data.splits:
                     problems.append(
-                        f"{entry.spec.where}: generator {entry.spec.plugin!r} draws from split "
+                        f"{spec.where}: generator {spec.plugin!r} draws from split "
                         f"{split!r}, which the dataset lacks"
                     )
         if problems:
@@ -339,54 +366,159 @@ class Runner:
             raise DataError(
                 f"{self.suite.path}: " + "; ".join(problems)
                 + f" (dataset {self.suite.dataset.plugin!r} has splits "
-                f"{', '.join(self.data.splits)}); choose one of those or give the dataset the "
+                f"{', '.join(data.splits)}); choose one of those or give the dataset the "
                 "split (e.g. n_val for the phantoms); nothing was fitted"
             )
         # Datasets that learn their image size only when read: generators' size rules here.
-        check_image_size(self.suite, self.registry, self.data.image_shape)
+        check_image_size(self.suite, self.registry, data.image_shape)
 
-    def _generator(self, entry: EntryState) -> Generator:
-        gen = self.registry.create("generator", entry.spec.plugin, entry.spec.train)
-        assert isinstance(gen, Generator)
-        return gen
+    def _data(self) -> DataSplits:
+        if self.data is None:
+            raise RuntimeError("the prepare unit has not been read yet: call prepare() first")
+        return self.data
 
-    def _fit(self, entry: EntryState) -> None:
-        spec = entry.spec
-        cls = self.registry.get("generator", spec.plugin)
-        seed = derive_seed(self.base_seed, "fit")
-        entry.fit_key = content_key(
-            stage="fit",
-            plugin=spec.plugin,
-            version=cls.version,
-            params=spec.train,
-            split=spec.split,
-            upstream=self.prepare_key,
-            seed=seed,
-        )
-
-        def work(workdir: Path) -> dict[str, Any]:
-            generator = self._generator(entry)
-            started = time.perf_counter()
-            info = dict(
-                generator.fit(
-                    self.data[spec.split], self.data.class_names, workdir, self._ctx(seed, workdir)
-                )
-                or {}
+    # -------------------------------------------------------------------- plan
+    def plan(self) -> Plan:
+        """The graph of every unit of this run (prepares the data first: keys depend on it)."""
+        if self._plan is not None:
+            return self._plan
+        if self.data is None:
+            self.prepare()
+        data = self._data()
+        needs = self._needs()
+        prep = self._prepare_unit()
+        units: list[Unit] = [Unit(prep.id, prep.stage, prep.key, prep.label, needs=prep.needs,
+                                  args=prep.args)]
+        fit_keys: dict[str, str] = {}
+        sample_keys: dict[str, str] = {}
+        for spec in self.entries:
+            cls = self.registry.get("generator", spec.plugin)
+            seed = derive_seed(self.base_seed, "fit")
+            fit_keys[spec.name] = content_key(
+                stage="fit", plugin=spec.plugin, version=cls.version, params=spec.train,
+                split=spec.split, upstream=self.prepare_key, seed=seed,
             )
-            info.setdefault("train_seconds", round(time.perf_counter() - started, 3))
-            return info
+            units.append(Unit(f"fit:{spec.name}", "fit", fit_keys[spec.name], spec.name,
+                              ("prepare",), spec.name, needs,
+                              args={"kind": "fit", "entry": spec.name, "seed": seed,
+                                    "group": f"fit:{spec.plugin}",
+                                    "meta": {"plugin": spec.plugin}}))
+        for spec in self.entries:
+            cls = self.registry.get("generator", spec.plugin)
+            seed = derive_seed(self.base_seed, "sample")
+            counts = self.sample_counts(spec)
+            sample_keys[spec.name] = content_key(
+                stage="sample", plugin=spec.plugin, version=cls.version, params=spec.sample,
+                counts=counts, upstream=fit_keys[spec.name], seed=seed,
+            )
+            units.append(Unit(f"sample:{spec.name}", "sample", sample_keys[spec.name], spec.name,
+                              (f"fit:{spec.name}",), spec.name, needs,
+                              args={"kind": "sample", "entry": spec.name, "seed": seed,
+                                    "counts": counts, "group": f"sample:{spec.plugin}",
+                                    "meta": {"plugin": spec.plugin}}))
+        # Encoders: one (optional) fit unit, the real splits the metrics read, every entry.
+        encode_ids: dict[tuple[str, str], str] = {}
+        for name in sorted({m.encoder for m in self.suite.metrics if m.encoder}):
+            encoder_key, fit_unit = self._encoder_key(name)
+            base: tuple[str, ...] = ("prepare",)
+            if fit_unit is not None:
+                units.append(Unit(fit_unit[0], "encode", encoder_key, f"fit {name}",
+                                  ("prepare",), None, needs, args=fit_unit[1]))
+                base = (fit_unit[0],)
+            for split in sorted({e.split for e in self.entries} | {"test"}):
+                uid = f"encode:{name}:real:{split}"
+                encode_ids[(name, f"real:{split}")] = uid
+                units.append(Unit(
+                    uid, "encode",
+                    content_key(stage="encode", encoder=encoder_key,
+                                source=f"{self.prepare_key}/{split}"),
+                    f"{name} ← real {split}", base, None, needs,
+                    args={"kind": "encode", "encoder": name, "split": split,
+                          "group": f"encode:{name}", "meta": {"encoder": name}}))
+            for spec in self.entries:
+                uid = f"encode:{name}:{spec.name}"
+                encode_ids[(name, spec.name)] = uid
+                units.append(Unit(
+                    uid, "encode",
+                    content_key(stage="encode", encoder=encoder_key, source=sample_keys[spec.name]),
+                    f"{name} ← {spec.name}", (*base, f"sample:{spec.name}"), spec.name, needs,
+                    args={"kind": "encode", "encoder": name, "entry": spec.name,
+                          "group": f"encode:{name}", "meta": {"encoder": name}}))
+        for spec in self.entries:
+            for metric in self.suite.metrics:
+                cls = self.registry.get("metric", metric.plugin)
+                if metric.encoder is None:
+                    sources = [f"{self.prepare_key}/{spec.split}", sample_keys[spec.name]]
+                    after: tuple[str, ...] = (f"sample:{spec.name}",)
+                else:
+                    sources = [self._encoder_keys[metric.encoder], self.prepare_key, spec.split,
+                               sample_keys[spec.name]]
+                    after = (f"sample:{spec.name}",
+                             encode_ids[(metric.encoder, f"real:{spec.split}")],
+                             encode_ids[(metric.encoder, spec.name)],
+                             encode_ids[(metric.encoder, "real:test")])
+                key = content_key(stage="metrics", plugin=metric.plugin, version=cls.version,
+                                  params=metric.params, sources=sources)
+                units.append(Unit(
+                    f"metrics:{metric.name}:{spec.name}", "metrics", key,
+                    f"{metric.name} {spec.name}", after, spec.name, needs,
+                    args={"kind": "metric", "metric": metric.name, "entry": spec.name,
+                          "group": f"metrics:{metric.name}", "meta": {"metric": metric.name}}))
+        for task in self.suite.tasks:
+            cls = self.registry.get("task", task.plugin)
 
-        _, entry.fit_info = self._unit(
-            "fit", entry.fit_key, spec.name, {"plugin": spec.plugin}, work, entry
-        )
+            def arm(seed: int, upstream: str, entry: str | None, task: Any = task,
+                    cls: Any = cls) -> Unit:
+                key = content_key(stage="tasks", plugin=task.plugin, version=cls.version,
+                                  params=task.params, data=self.prepare_key, synthetic=upstream,
+                                  seed=seed)
+                who = entry or "real-only"
+                return Unit(
+                    f"tasks:{task.name}:{who}:{seed}", "tasks", key,
+                    f"{task.name} {who} seed={seed}",
+                    ("prepare",) if entry is None else (f"sample:{entry}",), entry, needs,
+                    args={"kind": "task", "task": task.name, "entry": entry, "seed": seed,
+                          "group": f"tasks:{task.name}", "meta": {"task": task.name}})
+
+            units += [arm(seed, "", None) for seed in self.suite.seeds]
+            for spec in self.entries:
+                units += [arm(seed, sample_keys[spec.name], spec.name) for seed in self.suite.seeds]
+        self._plan = Plan(self._with_state(units, data))
+        return self._plan
+
+    def _with_state(self, units: list[Unit], data: DataSplits) -> list[Unit]:
+        """Mark cached units (forced stages count as not cached) and estimate costs: a cached
+        unit's own build time; a pending one, the median of its group's cached units."""
+        del data
+        seconds: dict[str, float | None] = {}
+        cached: dict[str, bool] = {}
+        for unit in units:
+            done = self.cache.is_complete(unit.stage, unit.key)
+            cached[unit.id] = done and (unit.stage not in self.forced or unit.id == "prepare")
+            path = self.cache.path(unit.stage, unit.key)
+            seconds[unit.id] = _built_seconds(path) if done else None
+        by_group: dict[str, list[float]] = {}
+        for unit in units:
+            value = seconds[unit.id]
+            if value is not None and "group" in unit.args:
+                by_group.setdefault(unit.args["group"], []).append(value)
+        out = []
+        for unit in units:
+            cost = seconds[unit.id]
+            if cost is None and unit.args.get("group") in by_group:
+                cost = round(statistics.median(by_group[unit.args["group"]]), 3)
+            out.append(Unit(unit.id, unit.stage, unit.key, unit.label, unit.after, unit.entry,
+                            unit.needs, cost, cached[unit.id], unit.args))
+        return out
 
     def sample_counts(self, spec: EntrySpec) -> list[int]:
         """Images per class to sample: the entry's ``count``; else what the suite's tasks add
         (e.g. synthetic_ratio × the real training split, so entries fitted on splits of
         different sizes add equally many); else the size of the entry's fit split."""
+        data = self._data()
         if spec.count:
-            return [spec.count] * self.data.n_classes
-        train = [int(c) for c in self.data.train.counts(self.data.n_classes)]
+            return [spec.count] * data.n_classes
+        train = [int(c) for c in data.train.counts(data.n_classes)]
         wanted = []
         for spec_ in self.suite.tasks:
             task = self.registry.create("task", spec_.plugin, spec_.params)
@@ -395,31 +527,56 @@ class Runner:
                 wanted.append(needed)
         if wanted:
             return [max(int(column[c]) for column in wanted) for c in range(len(train))]
-        return [int(c) for c in self.data[spec.split].counts(self.data.n_classes)]
+        return [int(c) for c in data[spec.split].counts(data.n_classes)]
 
-    def _sample(self, entry: EntryState) -> None:
-        spec = entry.spec
-        cls = self.registry.get("generator", spec.plugin)
-        seed = derive_seed(self.base_seed, "sample")
-        counts = self.sample_counts(spec)
-        entry.sample_key = content_key(
-            stage="sample",
-            plugin=spec.plugin,
-            version=cls.version,
-            params=spec.sample,
-            counts=counts,
-            upstream=entry.fit_key,
-            seed=seed,
-        )
+    # ------------------------------------------------------------ unit work
+    def _work(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        builders: Mapping[str, Callable[[Unit], Callable[[Path], dict[str, Any]]]] = {
+            "prepare": self._work_prepare, "fit": self._work_fit, "sample": self._work_sample,
+            "encoder-fit": self._work_encoder_fit, "encode": self._work_encode,
+            "metric": self._work_metric, "task": self._work_task,
+        }
+        return builders[unit.args["kind"]](unit)
+
+    def _spec(self, name: str) -> EntrySpec:
+        return next(e for e in self.entries if e.name == name)
+
+    def _generator(self, spec: EntrySpec) -> Generator:
+        gen = self.registry.create("generator", spec.plugin, spec.train)
+        assert isinstance(gen, Generator)
+        return gen
+
+    def _unit_dir(self, unit_id: str) -> Path:
+        unit = self.plan()[unit_id]
+        return self.cache.path(unit.stage, unit.key)
+
+    def _synthetic(self, entry: str) -> ImageSet:
+        return ImageSet.load(self._unit_dir(f"sample:{entry}"))
+
+    def _work_fit(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        spec, seed = self._spec(unit.args["entry"]), unit.args["seed"]
 
         def work(workdir: Path) -> dict[str, Any]:
-            generator = self._generator(entry)
+            generator = self._generator(spec)
+            started = time.perf_counter()
+            info = dict(generator.fit(self._data()[spec.split], self._data().class_names,
+                                      workdir, self._ctx(seed, workdir)) or {})
+            info.setdefault("train_seconds", round(time.perf_counter() - started, 3))
+            return info
+
+        return work
+
+    def _work_sample(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        spec, seed, counts = self._spec(unit.args["entry"]), unit.args["seed"], unit.args["counts"]
+
+        def work(workdir: Path) -> dict[str, Any]:
+            generator = self._generator(spec)
             ctx = self._ctx(seed, workdir)
-            generator.load(self.cache.path("fit", entry.fit_key), ctx)
+            generator.load(self._unit_dir(f"fit:{spec.name}"), ctx)
             started = time.perf_counter()
             synthetic = generator.sample(counts, seed, ctx, **spec.sample)
             seconds = time.perf_counter() - started
-            _check_synthetic(synthetic, counts, self.data.image_shape, spec.name)
+            _check_synthetic(synthetic, counts, self._data().image_shape, spec.name)
             synthetic.save(workdir)
             save_mosaic(synthetic.images, synthetic.labels, workdir / "mosaic.png")
             measured: dict[str, float | None] = {
@@ -428,25 +585,13 @@ class Runner:
             }
             # The generator's own probe (e.g. GPU memory for 8 images) first; the sampling time
             # measured here on the whole set wins over a probe's estimate of the same quantity.
-            probe = generator.efficiency(ctx, self.data.image_shape)
+            probe = generator.efficiency(ctx, self._data().image_shape)
             return {"efficiency": {**probe, **measured}}
 
-        path, info = self._unit(
-            "sample", entry.sample_key, spec.name, {"plugin": spec.plugin}, work, entry
-        )
-        entry.synthetic = ImageSet.load(path)
-        entry.mosaic = path / "mosaic.png"
-        entry.efficiency = {
-            **info["efficiency"],
-            "fit_seconds": entry.fit_info.get("train_seconds"),
-            "fit_steps": entry.fit_info.get("steps"),
-        }
+        return work
 
-    # ----------------------------------------------------------- encode/metrics
-    def _encoder(self, name: str) -> tuple[Encoder, str]:
-        """The encoder instance for an encoder entry, fitted/loaded when needed, and its key."""
-        if name in self._encoders:
-            return self._encoders[name], self._encoder_keys[name]
+    def _encoder_key(self, name: str) -> tuple[str, tuple[str, dict[str, Any]] | None]:
+        """The encoder entry's key, and (id, args) of its fit unit when it needs one."""
         spec = self.suite.encoders[name]
         cls = self.registry.get("encoder", spec.plugin)
         key = content_key(
@@ -454,183 +599,222 @@ class Runner:
         )
         encoder = self.registry.create("encoder", spec.plugin, spec.params)
         assert isinstance(encoder, Encoder)
+        fit_unit = None
         if encoder.needs_fit:
             seed = derive_seed(self.base_seed, "encoder-fit", name)
             key = content_key(
                 stage="encoder-fit", encoder=key, upstream=self.prepare_key, seed=seed
             )
-
-            def work(workdir: Path) -> dict[str, Any]:
-                encoder.fit(self.data.train, workdir, self._ctx(seed, workdir))
-                return {}
-
-            path, _ = self._unit("encode", key, f"fit {name}", {"encoder": name}, work)
-            encoder.load(path, self._ctx(seed, path))
-        self._encoders[name] = encoder
+            fit_unit = (f"encoder-fit:{name}", {"kind": "encoder-fit", "encoder": name,
+                                                "seed": seed, "meta": {"encoder": name}})
         self._encoder_keys[name] = key
-        self.flags[name] = encoder.flags()
-        return encoder, key
+        return key, fit_unit
 
-    def _features(
-        self,
-        encoder_name: str,
-        images: np.ndarray,
-        source_key: str,
-        label: str,
-        entry: EntryState | None = None,
-    ) -> np.ndarray:
-        encoder, encoder_key = self._encoder(encoder_name)
-        key = content_key(stage="encode", encoder=encoder_key, source=source_key)
+    def _encoder(self, name: str) -> Encoder:
+        """The encoder instance of an encoder entry, loaded from its fit unit when it has one."""
+        if name not in self._encoders:
+            spec = self.suite.encoders[name]
+            encoder = self.registry.create("encoder", spec.plugin, spec.params)
+            assert isinstance(encoder, Encoder)
+            if encoder.needs_fit:
+                fit_unit = self.plan()[f"encoder-fit:{name}"]
+                path = self.cache.path(fit_unit.stage, fit_unit.key)
+                encoder.load(path, self._ctx(fit_unit.args["seed"], path))
+            self._encoders[name] = encoder
+        return self._encoders[name]
+
+    def _work_encoder_fit(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        name, seed = unit.args["encoder"], unit.args["seed"]
 
         def work(workdir: Path) -> dict[str, Any]:
-            np.save(
-                workdir / "features.npy", encoder.encode(images, self._ctx(self.base_seed, workdir))
-            )
+            spec = self.suite.encoders[name]
+            encoder = self.registry.create("encoder", spec.plugin, spec.params)
+            assert isinstance(encoder, Encoder)
+            encoder.fit(self._data().train, workdir, self._ctx(seed, workdir))
             return {}
 
-        path, _ = self._unit(
-            "encode", key, f"{encoder_name} ← {label}", {"encoder": encoder_name}, work, entry
-        )
+        return work
+
+    def _work_encode(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        name = unit.args["encoder"]
+
+        def work(workdir: Path) -> dict[str, Any]:
+            if "split" in unit.args:
+                images = self._data()[unit.args["split"]].images
+            else:
+                images = self._synthetic(unit.args["entry"]).images
+            features = self._encoder(name).encode(images, self._ctx(self.base_seed, workdir))
+            np.save(workdir / "features.npy", features)
+            return {}
+
+        return work
+
+    def _features(self, encoder: str, source: str) -> np.ndarray:
+        path = self._unit_dir(f"encode:{encoder}:{source}")
         features: np.ndarray = np.load(path / "features.npy", mmap_mode="r")
         return features
 
-    def _encode_all(self) -> None:
-        self.representations: dict[tuple[str, str], np.ndarray] = {}
-        names = {m.encoder for m in self.suite.metrics if m.encoder}
-        for name in sorted(names):
-            for split in sorted({e.spec.split for e in self.entries if e.ok} | {"test"}):
-                self.representations[(name, f"real:{split}")] = self._features(
-                    name, self.data[split].images, f"{self.prepare_key}/{split}", f"real {split}"
-                )
+    def _work_metric(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        spec = next(m for m in self.suite.metrics if m.name == unit.args["metric"])
+        entry = self._spec(unit.args["entry"])
 
-            def encode(entry: EntryState, name: str = name) -> None:
-                assert entry.synthetic is not None
-                self.representations[(name, entry.spec.name)] = self._features(
-                    name, entry.synthetic.images, entry.sample_key, entry.spec.name, entry
-                )
+        def work(workdir: Path) -> dict[str, Any]:
+            metric = self.registry.create("metric", spec.plugin, spec.params)
+            assert isinstance(metric, Metric)
+            data, split = self._data(), entry.split
+            synthetic_set = self._synthetic(entry.name)
+            if spec.encoder is None:
+                real, synthetic = data[split].images, synthetic_set.images
+                heldout = data.test.images
+                representation: Literal["features", "codes", "images"] = "images"
+            else:
+                real = self._features(spec.encoder, f"real:{split}")
+                synthetic = self._features(spec.encoder, entry.name)
+                heldout = self._features(spec.encoder, "real:test")
+                encoder_cls = self.registry.get("encoder", self.suite.encoders[spec.encoder].plugin)
+                assert issubclass(encoder_cls, Encoder)
+                representation = encoder_cls.output
+            inputs = MetricInputs(
+                real=np.asarray(real), synthetic=np.asarray(synthetic),
+                heldout=np.asarray(heldout), real_labels=data[split].labels,
+                synthetic_labels=synthetic_set.labels, class_names=data.class_names,
+                representation=representation, encoder=spec.encoder,
+            )
+            values = metric.compute(inputs, self._ctx(self.base_seed, workdir))
+            return {k: float(v) for k, v in values.items()}
 
-            self._per_entry("encode", encode)
+        return work
 
-    def _metric(self, entry: EntryState, spec: MetricSpec) -> None:
-        """Compute one metric for one entry (a cached unit) and store it on the entry."""
-        cls = self.registry.get("metric", spec.plugin)
-        metric = self.registry.create("metric", spec.plugin, spec.params)
-        assert isinstance(metric, Metric) and entry.synthetic is not None
-        data, split = self.data, entry.spec.split
-        if spec.encoder is None:
-            real, synthetic, heldout = data[split].images, entry.synthetic.images, data.test.images
-            representation: Literal["features", "codes", "images"] = "images"
-            sources = [f"{self.prepare_key}/{split}", entry.sample_key]
-        else:
-            reps = self.representations
-            real = reps[(spec.encoder, f"real:{split}")]
-            synthetic = reps[(spec.encoder, entry.spec.name)]
-            heldout = reps[(spec.encoder, "real:test")]
-            encoder_cls = self.registry.get("encoder", self.suite.encoders[spec.encoder].plugin)
-            assert issubclass(encoder_cls, Encoder)
-            representation = encoder_cls.output
-            sources = [self._encoder_keys[spec.encoder], self.prepare_key, split, entry.sample_key]
-        inputs = MetricInputs(
-            real=np.asarray(real),
-            synthetic=np.asarray(synthetic),
-            heldout=np.asarray(heldout),
-            real_labels=data[split].labels,
-            synthetic_labels=entry.synthetic.labels,
-            class_names=data.class_names,
-            representation=representation,
-            encoder=spec.encoder,
-        )
-        key = content_key(
-            stage="metrics",
-            plugin=spec.plugin,
-            version=cls.version,
-            params=spec.params,
-            sources=sources,
-        )
-        _, values = self._unit(
-            "metrics",
-            key,
-            f"{spec.name} {entry.spec.name}",
-            {"metric": spec.name},
-            lambda workdir: {
-                k: float(v)
-                for k, v in metric.compute(inputs, self._ctx(self.base_seed, workdir)).items()
-            },
-            entry,
-            f"metrics:{spec.name}",
-        )
-        entry.metrics[spec.name] = values
+    def _work_task(self, unit: Unit) -> Callable[[Path], dict[str, Any]]:
+        spec = next(t for t in self.suite.tasks if t.name == unit.args["task"])
+        seed, entry = unit.args["seed"], unit.args["entry"]
 
-    def _metrics_all(self) -> None:
-        for entry in self.entries:
-            for spec in self.suite.metrics:
-                if not entry.ok:
-                    break
-                try:
-                    self._metric(entry, spec)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as exc:
-                    self._fail(entry, "metrics", exc)
-
-    def _tasks_all(self) -> None:
-        for spec in self.suite.tasks:
-            cls = self.registry.get("task", spec.plugin)
+        def work(workdir: Path) -> dict[str, Any]:
             task = self.registry.create("task", spec.plugin, spec.params)
             assert isinstance(task, Task)
+            synthetic = None if entry is None else self._synthetic(entry)
+            return task.run_seed(self._data(), synthetic, seed, self._ctx(seed, workdir))
 
-            def arm(
-                seed: int,
-                synthetic: ImageSet | None,
-                upstream: str,
-                label: str,
-                entry: EntryState | None,
-                task: Task = task,
-                spec: Any = spec,
-                version: str = cls.version,
-            ) -> dict[str, Any]:
-                key = content_key(
-                    stage="tasks",
-                    plugin=spec.plugin,
-                    version=version,
-                    params=spec.params,
-                    data=self.prepare_key,
-                    synthetic=upstream,
-                    seed=seed,
-                )
+        return work
 
-                def work(workdir: Path) -> dict[str, Any]:
-                    return task.run_seed(self.data, synthetic, seed, self._ctx(seed, workdir))
+    # ----------------------------------------------------------------- collect
+    def collect(
+        self, plan: Plan, outcomes: Mapping[str, UnitOutcome]
+    ) -> tuple[RunRecord, dict[str, float], dict[str, dict[str, int]]]:
+        """Read every built unit back from the cache into a :class:`RunRecord`; an entry with a
+        failed (or skipped) unit is marked failed with the error that caused it. Also returns
+        seconds and computed/cached counts per stage."""
+        data = self._data()
+        states = {spec.name: EntryState(spec) for spec in self.entries}
+        stage_seconds = dict.fromkeys(STAGES, 0.0)
+        stage_units = {s: {"computed": 0, "cached": 0} for s in STAGES}
+        real_only: dict[str, list[dict[str, Any]]] = {}
+        arms: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        data_flags: list[str] = []
+        shared_task_flags: dict[str, list[str]] = {}
+        encoder_flags: dict[str, list[str]] = {}
+        counts: dict[str, list[int]] = {}
+        duplicates: dict[str, Any] | None = None
+        for unit in plan:
+            outcome = outcomes.get(unit.id)
+            if outcome is None:  # an executor need not return units that were complete
+                outcome = (UnitOutcome(unit.id, True, cached=True) if unit.cached else
+                           UnitOutcome(unit.id, False, error="the executor did not build it"))
+            stage_seconds[unit.stage] += outcome.seconds
+            if outcome.ok:
+                stage_units[unit.stage]["cached" if outcome.cached else "computed"] += 1
+            self.registry.hook.stage_finished(stage=unit.stage, entry=unit.entry, key=unit.key,
+                                              seconds=outcome.seconds, cached=outcome.cached)
+            state = states.get(unit.entry) if unit.entry else None
+            if state is not None:
+                state.timings[unit.stage] = state.timings.get(unit.stage, 0.0) + outcome.seconds
+            if not outcome.ok:
+                # A shared unit (an encoder, a real split) fails the entries through their own
+                # units, which were skipped; a real-only arm fails every entry (no Δ without it).
+                real_only_arm = unit.entry is None and unit.args.get("kind") == "task"
+                hit = [state] if state is not None else (
+                    list(states.values()) if real_only_arm else [])
+                stage, error = self._cause(plan, outcomes, unit.id)
+                for failed in (s for s in hit if s.ok):
+                    failed.status, failed.failed_stage, failed.error = "failed", stage, error
+                continue
+            path, info, flags = self._read(unit)
+            kind, args = unit.args["kind"], unit.args
+            if kind == "prepare":
+                counts, duplicates, data_flags = info["counts"], info.get("duplicates"), flags
+            elif kind == "encoder-fit":
+                encoder_flags[args["encoder"]] = self._encoder(args["encoder"]).flags()
+            elif state is None and kind == "task":
+                real_only.setdefault(args["task"], []).append(info)
+                _merge_flags(shared_task_flags.setdefault(args["task"], []), flags)
+            elif state is not None:
+                where = {"metric": f"metrics:{args.get('metric')}",
+                         "task": f"tasks:{args.get('task')}"}.get(kind, unit.stage)
+                _merge_flags(state.flags.setdefault(where, []), flags)
+                if kind == "fit":
+                    state.fit_info = info
+                elif kind == "sample":
+                    state.efficiency = {**info["efficiency"],
+                                        "fit_seconds": state.fit_info.get("train_seconds"),
+                                        "fit_steps": state.fit_info.get("steps")}
+                    state.mosaic = path / "mosaic.png"
+                elif kind == "metric":
+                    state.metrics[args["metric"]] = info
+                elif kind == "task":
+                    arms.setdefault((args["task"], state.spec.name), []).append(info)
+        for name in self.suite.encoders:
+            if name not in encoder_flags and any(m.encoder == name for m in self.suite.metrics):
+                with suppress(Exception):  # a broken encoder already failed its entries
+                    encoder_flags[name] = self._encoder(name).flags()
+        real_only_scores: dict[str, list[dict[str, float]]] = {}
+        real_only_correct: dict[str, list[list[int]] | None] = {}
+        for name, found in real_only.items():
+            if len(found) == len(self.suite.seeds):
+                real_only_scores[name], real_only_correct[name] = _split_correct(found)
+        for state in states.values():
+            if not state.ok:
+                continue
+            for task in self.suite.tasks:
+                found = arms.get((task.name, state.spec.name), [])
+                state.task_scores[task.name], state.task_correct[task.name] = _split_correct(found)
+                _merge_flags(state.flags.setdefault(f"tasks:{task.name}", []),
+                             shared_task_flags.get(task.name, []))
+        record = RunRecord(
+            suite=self.suite, registry=self.registry, out_dir=self.out_dir,
+            entries=list(states.values()), class_names=data.class_names, modality=data.modality,
+            data_counts=counts, data_duplicates=duplicates, data_flags=data_flags,
+            real_only=real_only_scores, real_only_correct=real_only_correct,
+            encoder_flags=encoder_flags,
+        )
+        return record, stage_seconds, stage_units
 
-                _, scores = self._unit(
-                    "tasks",
-                    key,
-                    f"{spec.name} {label} seed={seed}",
-                    {"task": spec.name},
-                    work,
-                    entry,
-                    f"tasks:{spec.name}",
-                )
-                return scores
+    @staticmethod
+    def _cause(plan: Plan, outcomes: Mapping[str, UnitOutcome], unit_id: str) -> tuple[str, str]:
+        """(stage, error) of the failed unit behind ``unit_id`` (itself, or an input of it)."""
+        seen: set[str] = set()
+        todo = [unit_id]
+        while todo:
+            current = todo.pop(0)
+            if current in seen:
+                continue
+            seen.add(current)
+            outcome = outcomes.get(current)
+            if outcome is not None and not outcome.ok and outcome.error and not outcome.skipped:
+                return plan[current].stage, outcome.error
+            todo.extend(plan[current].after)
+        return plan[unit_id].stage, "not built (the executor returned no outcome for it)"
 
-            arms = [arm(s, None, "", "real-only", None) for s in self.suite.seeds]
-            self.real_only[spec.name], self.real_only_correct[spec.name] = _split_correct(arms)
 
-            def run_entry(
-                entry: EntryState, arm: Any = arm, task: Task = task, name: str = spec.name
-            ) -> None:
-                assert entry.synthetic is not None
-                task.check_synthetic(self.data, entry.synthetic)
-                arms = [
-                    arm(s, entry.synthetic, entry.sample_key, entry.spec.name, entry)
-                    for s in self.suite.seeds
-                ]
-                entry.task_scores[name], entry.task_correct[name] = _split_correct(arms)
-                kept = entry.flags.setdefault(f"tasks:{name}", [])
-                shared = self.real_only_flags.get(f"tasks:{name}", [])
-                kept.extend(f for f in shared if f not in kept)
+def _built_seconds(path: Path) -> float | None:
+    try:
+        value = json.loads((path / "unit.json").read_text()).get("seconds")
+    except (OSError, ValueError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
 
-            self._per_entry("tasks", run_entry)
+
+def _merge_flags(kept: list[str], new: list[str]) -> None:
+    kept.extend(f for f in new if f not in kept)
 
 
 def _split_correct(

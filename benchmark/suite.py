@@ -46,6 +46,7 @@ __all__ = [
     "Suite",
     "build_suite",
     "check_image_size",
+    "executor_spec",
     "load_suite",
     "power_report",
     "read_suite_file",
@@ -62,6 +63,7 @@ _TOP = {
     "tasks": list,
     "output": dict,
     "checks": list,
+    "executor": dict,
 }
 _SUITE = {
     "name": str,
@@ -144,6 +146,10 @@ class Suite:
     plugin_versions: dict[str, str] = field(default_factory=dict)
     hash: str = field(default="")
     protocol_hash: str = field(default="")
+    # Where the units run ([executor] table; ``--executor`` overrides it). Not part of either
+    # hash: an executor changes where a unit runs, never its numbers.
+    executor: PluginSpec = field(
+        default_factory=lambda: PluginSpec("local", "local", {}, "executor"))
 
     def _version(self, kind: str, plugin: str) -> str | None:
         return self.plugin_versions.get(f"{kind}:{plugin}")
@@ -568,6 +574,10 @@ def _build(
     with problems.section("tasks"):
         _unique([t.name for t in tasks], "tasks")
 
+    executor = None
+    with problems.section("executor"):
+        executor = executor_spec(raw.get("executor", {"plugin": "local"}), registry)
+
     output = raw.get("output", {})
     with problems.section("output"):
         _check_keys(output, _OUTPUT, "output")
@@ -585,7 +595,7 @@ def _build(
             size = dataset.planned_image_size()
         if size is not None:
             _check_image_size(entries, dataset_spec.plugin, size, registry, problems)
-    if problems or dataset_spec is None:
+    if problems or dataset_spec is None or executor is None:
         return None
 
     out_dir = Path(output.get("dir", f"runs/{meta['name']}"))
@@ -610,6 +620,7 @@ def _build(
         cpu_threads=meta.get("cpu_threads"),
         checks=checks,
         warnings=_warnings(meta),
+        executor=executor,
     )
     uses = [("dataset", dataset_spec.plugin)]
     uses += [("generator", e.plugin) for e in entries]
@@ -624,6 +635,16 @@ def _build(
     # merge and publish by this hash. Generator versions belong to the entries (``hash``).
     suite.protocol_hash = _sha256(suite.protocol())
     return suite
+
+
+def executor_spec(
+    table: Any, registry: PluginRegistry, where: str = "executor"
+) -> PluginSpec:
+    """The validated ``[executor]`` table (``plugin`` plus the executor's parameters)."""
+    plugin, _, params = _split_plugin_table(table, {"plugin": str}, where)
+    _plugin_class(registry, "executor", plugin, f"{where}.plugin")
+    made = registry.create("executor", plugin, params, where)
+    return PluginSpec(plugin, plugin, made.params, where)
 
 
 def _warnings(meta: Mapping[str, Any]) -> list[str]:

@@ -40,24 +40,23 @@ def test_control_asking_for_a_missing_split_fails_before_any_fit(registry, tmp_p
     assert not (out / "results.json").exists()
 
 
-def test_warnings_of_a_unit_become_flags_and_survive_the_cache(registry, tmp_path):
+def test_warnings_of_a_unit_become_flags_and_survive_the_cache(registry, tmp_path, monkeypatch):
     import warnings
 
-    from medsynbench.runner import EntryState
+    metric = registry.get("metric", "toy-gap")
+    compute = metric.compute
 
-    suite = load_suite(_toy(tmp_path), registry)
-    runner = Runner(suite, registry, tmp_path / "out", device="cpu")
-    entry = EntryState(suite.entries[0])
-
-    def work(workdir: Path) -> dict[str, float]:
+    def warning_compute(self, inputs, ctx):
         warnings.warn("rank-deficient covariance", UserWarning, stacklevel=1)
-        return {"value": 1.0}
+        return compute(self, inputs, ctx)
 
-    runner._unit("metrics", "k" * 64, "probe", {}, work, entry, "metrics:probe")
-    assert entry.flags == {"metrics:probe": ["rank-deficient covariance"]}
-    again = EntryState(suite.entries[0])
-    runner._unit("metrics", "k" * 64, "probe", {}, work, again, "metrics:probe")  # cached
-    assert again.flags == {"metrics:probe": ["rank-deficient covariance"]}
+    monkeypatch.setattr(metric, "compute", warning_compute)
+    suite = load_suite(_toy(tmp_path), registry)
+    for _ in range(2):  # computed, then read back from the cache with its warning
+        results = Runner(suite, registry, tmp_path / "out", device="cpu").run()
+        for entry in results["entries"]:
+            assert entry["metrics"]["toy-gap.gap"]["flags"] == ["rank-deficient covariance"]
+    assert results["manifest"]["stage_units"]["metrics"] == {"computed": 0, "cached": 2}
 
 
 def _toy(tmp_path: Path) -> Path:

@@ -27,7 +27,8 @@ def test_plugins_json_lists_every_kind_with_distribution(cli_env):
     proc = cli(["plugins", "--json"], cli_env)
     assert proc.returncode == 0, proc.stderr
     plugins = json.loads(proc.stdout)
-    assert {p["kind"] for p in plugins} == {"dataset", "generator", "encoder", "metric", "task"}
+    assert {p["kind"] for p in plugins} == {"dataset", "generator", "encoder", "metric", "task",
+                                            "executor"}
     first_party = {p["kind"] for p in plugins if p["distribution"] == "medsynbench"}
     assert {"dataset", "generator", "encoder"} <= first_party
     hello = next(p for p in plugins if p["name"] == "hello-mean")

@@ -180,20 +180,20 @@ def test_entry_names_with_brackets_print_as_text(registry, tmp_path):
 def test_suite_cpu_threads_pin_torch_for_the_run(registry, tmp_path, monkeypatch):
     import torch
 
-    seen: list[int] = []
-    encode_all = Runner._encode_all
+    seen: set[int] = set()
+    build = Runner.build
 
-    def spy(self: Runner) -> None:
-        seen.append(torch.get_num_threads())
-        encode_all(self)
+    def spy(self: Runner, unit):
+        seen.add(torch.get_num_threads())
+        return build(self, unit)
 
-    monkeypatch.setattr(Runner, "_encode_all", spy)
+    monkeypatch.setattr(Runner, "build", spy)
     path = tmp_path / "s.toml"
     path.write_text(toy_suite_text(tmp_path).replace('device = "cpu"',
                                                      'device = "cpu"\ncpu_threads = 3'))
     before = torch.get_num_threads()
     results, _ = run(registry, path)
-    assert seen == [3] and torch.get_num_threads() == before
+    assert seen == {3} and torch.get_num_threads() == before  # every unit, then restored
     assert results["manifest"]["cpu_threads"] == 3
 
 
