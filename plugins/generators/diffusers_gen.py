@@ -1,7 +1,7 @@
 """``diffusers``: sample a local diffusers pipeline folder (one saved with ``save_pretrained``).
 
 Three kinds of pipeline, told apart from the folder's ``model_index.json`` and its UNet's
-config (``conditioning = "auto"``), or named:
+config:
 
 - **text** (a ``text_encoder``/``tokenizer``, e.g. a fine-tuned Stable Diffusion): ``prompt``
   is one template with ``{class_name}`` (``"a chest X-ray showing {class_name}"``) or one prompt
@@ -98,7 +98,8 @@ def _conditioning(folder: Path, index: Mapping[str, Any]) -> str:
     if index.get("_class_name") == "DiTPipeline":
         return "class"
     config = folder / "unet" / "config.json"
-    if config.is_file() and _read_json(config).get("num_class_embeds"):
+    unet = _read_json(config) if config.is_file() else {}
+    if unet.get("num_class_embeds") or unet.get("class_embed_type"):
         return "class"
     return "none"
 
@@ -149,8 +150,6 @@ class Diffusers(Generator):
                       nullable=True),
         "class_paths": Param(None, dict, "instead of `path`: one unconditional pipeline "
                              "folder per class, { class_name = folder, ... }", nullable=True),
-        "conditioning": Param("auto", str, "how classes reach the model (auto: from the "
-                              "folder)", choices=("auto", "none", "class", "text")),
         "prompt": Param(None, (str, list), "text pipelines: a template with {class_name}, or "
                         "one prompt per class", nullable=True),
         "negative_prompt": Param(None, str, "text pipelines: the negative prompt",
@@ -208,15 +207,12 @@ class Diffusers(Generator):
         require_module("diffusers", "diffusion", self.name, "to load pipelines")
         folders = self._folders()
         kinds = {_conditioning(f, _index(f)) for f in folders}
-        declared = self.params["conditioning"]
-        kind = declared if declared != "auto" else sorted(kinds)[0]
-        if declared == "auto" and len(kinds) > 1:
-            raise ParameterError(f"generator 'diffusers': the folders of `class_paths` mix "
-                                 f"conditionings {sorted(kinds)}; set `conditioning`")
-        if self.params["class_paths"] is not None and kind != "none":
+        kind = sorted(kinds)[0]
+        if self.params["class_paths"] is not None and kinds != {"none"}:
             raise ParameterError(
                 f"generator 'diffusers': `class_paths` is for unconditional pipelines, one per "
-                f"class, but these are {kind}-conditioned; give one folder as `path`"
+                f"class, but some are {'/'.join(sorted(kinds - {'none'}))}-conditioned; give a "
+                "conditioned pipeline as `path`"
             )
         prompt = self.params["prompt"]
         if kind == "text" and prompt is None:

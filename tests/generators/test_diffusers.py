@@ -234,6 +234,14 @@ def test_one_unconditional_pipeline_cannot_label_two_classes(pipelines, toy_spli
     assert nothing_written(ctx)
 
 
+def test_class_paths_are_for_unconditional_pipelines(pipelines):
+    with pytest.raises(ParameterError, match=r"`class_paths` is for unconditional pipelines, one "
+                       r"per class, but some are class-conditioned; give a conditioned pipeline "
+                       r"as `path`"):
+        make(class_paths={"dark": str(pipelines / "ddpm-dark"),
+                          "bright": str(pipelines / "ddpm-class")})
+
+
 def test_scheduler_names_and_guidance_are_checked(pipelines, toy_splits, ctx):
     with pytest.raises(ParameterError, match=r"'DDIMSchedular' is not a diffusers scheduler — "
                        r"did you mean \"DDIMScheduler\"\?"):
