@@ -219,15 +219,20 @@ class Monai(Generator):
                 autoencoder = parser.get_parsed_content("autoencoder_def")
                 autoencoder.load_state_dict(ae_state)
                 autoencoder.to(device).eval()
+            # Through the parser: a bundle may write "@spatial_dims" or "$1.0 / 5.5" there.
+            model = {"network": network.to(device).eval(), "scheduler": scheduler,
+                     "autoencoder": autoencoder,
+                     "spatial_dims": int(parser.get_parsed_content(
+                         "network_def#spatial_dims", default=2)),
+                     "in_channels": int(parser.get_parsed_content(
+                         "network_def#in_channels", default=1)),
+                     "scale_factor": float(parser.get_parsed_content("scale_factor",
+                                                                     default=1.0)),
+                     "conditional": bool(parser.get_parsed_content(
+                         "network_def#num_class_embeds", default=None))}
         except (RuntimeError, KeyError, ValueError, TypeError, ImportError) as exc:
             raise GeneratorError(f"generator 'monai': cannot build the model in {source}: "
                                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-        spatial_dims = int(config["network_def"].get("spatial_dims", 2))
-        model = {"network": network.to(device).eval(), "scheduler": scheduler,
-                 "autoencoder": autoencoder, "spatial_dims": spatial_dims,
-                 "in_channels": int(config["network_def"].get("in_channels", 1)),
-                 "scale_factor": float(config.get("scale_factor", 1.0)),
-                 "conditional": bool(config["network_def"].get("num_class_embeds"))}
         self._loaded = (source, model)
         return model
 

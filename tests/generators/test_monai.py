@@ -47,7 +47,10 @@ def save_checkpoint(path, **network):
 
 
 def save_bundle(folder, **network):
-    config = {"network_def": network_def(**network), "noise_scheduler": SCHEDULER}
+    # as model-zoo bundles write them: a reference to a top-level item
+    config = {"spatial_dims": 2, "network_def": {**network_def(**network),
+                                                  "spatial_dims": "@spatial_dims"},
+              "noise_scheduler": SCHEDULER}
     (folder / "configs").mkdir(parents=True)
     (folder / "models").mkdir()
     (folder / "configs" / "inference.json").write_text(json.dumps(config))
