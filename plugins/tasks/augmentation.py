@@ -30,7 +30,7 @@ class Augmentation(ClassifierTask):
     """Train on real vs real + synthetic; score both on held-out real images."""
 
     name: ClassVar[str] = "augmentation"
-    version: ClassVar[str] = "2.0.0"
+    version: ClassVar[str] = "2.1.0"
     description: ClassVar[str] = (
         "Train a classifier on real vs real + synthetic images (same seeds); accuracy, balanced "
         "accuracy, AUC, F1 on held-out real data"

@@ -72,7 +72,7 @@ class BiasProbe(ClassifierTask):
     """Accuracy with markers swapped between classes vs removed: marker reliance per entry."""
 
     name: ClassVar[str] = "bias-probe"
-    version: ClassVar[str] = "2.0.0"
+    version: ClassVar[str] = "2.1.0"
     description: ClassVar[str] = (
         "Marker reliance: accuracy on test images with class markers swapped vs removed "
         "(needs splits test_swapped and test_nomarker, e.g. phantom-xray with marker_rate > 0)"
@@ -138,7 +138,7 @@ class MaskedBiasProbe(ClassifierTask):
     """Accuracy with the markers taken away vs as is: reliance on real burned-in markers."""
 
     name: ClassVar[str] = "bias-probe-masked"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     description: ClassVar[str] = (
         "Marker reliance on real markers: accuracy on the test images with the border band "
         "masked (or the detected marks erased) vs as they are"

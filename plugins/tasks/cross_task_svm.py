@@ -49,7 +49,7 @@ class CrossTaskSVM(ClassifierTask):
     """Features of a classifier trained with synthetic data → SVM on a second dataset D."""
 
     name: ClassVar[str] = "cross-task-svm"
-    version: ClassVar[str] = "2.0.0"
+    version: ClassVar[str] = "2.1.0"
     description: ClassVar[str] = (
         "Classifier trained on real + synthetic (baseline: real) → penultimate features of a "
         "second dataset D → SVM accuracy/AUC on D's test split"

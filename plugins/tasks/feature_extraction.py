@@ -68,7 +68,7 @@ class FeatureExtraction(ClassifierTask):
     """Pretrain on synthetic only (baseline: real), freeze, fine-tune the last layer on real."""
 
     name: ClassVar[str] = "feature-extraction"
-    version: ClassVar[str] = "2.0.0"
+    version: ClassVar[str] = "2.1.0"
     description: ClassVar[str] = (
         "Pretrain on synthetic images only (baseline: on real), freeze, fine-tune the last layer "
         "on 50% of the real training split, score on held-out real data"

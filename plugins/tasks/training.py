@@ -221,6 +221,13 @@ def recalibrate_batchnorm(model: Classifier, images: torch.Tensor, cfg: TrainCon
     steps on a small set — so eval-mode predictions can be far worse than the training loss
     suggests (measured: 57% vs ~85% training accuracy after 40 steps). One forward pass in
     train mode with ``momentum=None`` (cumulative average) fixes it; no weights change.
+
+    The pass visits the images in a fixed random order, never in stored order: the running
+    variance is the average of per-batch variances, so batches of one class each (a split stored
+    class by class, as most folder datasets are) leave out the variance *between* classes.
+    Measured on LC25000 64 px (small-cnn, 4 seeds): recalibrating in stored order cost the
+    real-only arm 7.2 pp of accuracy (77.8 % vs 85.0 %) and made adding copies of its own
+    training images look like a +2.1 pp gain (−0.5 pp in a fixed random order).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -230,8 +237,11 @@ def recalibrate_batchnorm(model: Classifier, images: torch.Tensor, cfg: TrainCon
         m.reset_running_stats()
         m.momentum = None
     model.train()
-    for start in range(0, int(images.shape[0]), cfg.batch_size):
-        batch = images[start : start + cfg.batch_size]
+    n = int(images.shape[0])
+    # Its own generator: the order is the same in both arms and leaves the data order untouched.
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(images.device)
+    for start in range(0, n, cfg.batch_size):
+        batch = images[order[start : start + cfg.batch_size]]
         if batch.shape[0] < 2:
             continue
         with _autocast(cfg):

@@ -78,3 +78,29 @@ def test_correct_predictions_are_the_accuracy_per_image() -> None:
     scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])  # argmax 0, 1, 0, 0
     assert correct_predictions(y_true, scores) == [1, 1, 0, 1]
     assert classification_scores(y_true, scores, 2)["accuracy"] == 0.75
+
+
+def test_recalibration_sees_the_variance_between_classes_of_a_class_sorted_set():
+    """Batches of one class each would average within-class variances only (the LC25000
+    control artefact, recalibrate_batchnorm's docstring): the statistics must be those of the
+    whole set, whatever order it is stored in."""
+    import torch
+    from medsynbench.plugins.tasks.classifiers import build_classifier
+    from medsynbench.plugins.tasks.training import TrainConfig, recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    dark = rng.normal(40, 8, (128, 1, 16, 16))
+    bright = rng.normal(200, 8, (128, 1, 16, 16))
+    images = torch.from_numpy(np.clip(np.concatenate([dark, bright]), 0, 255).astype(np.uint8))
+    model, _ = build_classifier("small-cnn", 1, 2)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen: list[torch.Tensor] = []
+    hook = first.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    recalibrate_batchnorm(model, images, TrainConfig(epochs=1, batch_size=32, lr=1e-3))
+    hook.remove()
+    everything = torch.cat(seen)  # the first BN's inputs over the whole set (it runs first)
+    assert len(everything) == len(images)
+    whole_var = everything.var(dim=(0, 2, 3))
+    assert torch.allclose(first.running_var, whole_var, rtol=0.2), (first.running_var, whole_var)
+    assert torch.allclose(first.running_mean, everything.mean(dim=(0, 2, 3)), rtol=0.05, atol=1e-3)
