@@ -261,3 +261,33 @@ def test_executor_settings_from_the_command_line_are_checked(cli_env, tmp_path):
     proc = _cli(["plan", str(_suite(tmp_path)), "--set", "partition", "--allow-underpowered"],
                 cli_env)
     assert proc.returncode == 2 and "--set 'partition': expected KEY=VALUE" in proc.stderr
+
+
+def test_a_suite_split_by_only_across_machines_merges_to_the_board_of_one_run(cli_env, tmp_path):
+    """Two 'machines' (separate caches, no shared filesystem) each run one entry; their
+    results.json files merge into exactly the board of one run: Δ, intervals, p-values, Holm
+    correction and rank intervals included."""
+    from medsynbench.leaderboard import build_site, read_results
+
+    path = _suite(tmp_path)
+    common = ["--quiet", "--allow-underpowered"]
+    runs = {"all": [], "a": ["--only", "alpha"], "b": ["--only", "beta"]}
+    for name, only in runs.items():
+        proc = _cli(["run", str(path), *common, *only, "--out", str(tmp_path / name),
+                     "--cache-dir", str(tmp_path / f"cache-{name}")], cli_env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def board(names: list[str], site: str) -> dict:
+        loaded = [read_results(tmp_path / n / "results.json") for n in names]
+        document = build_site(loaded, tmp_path / site)
+        timing = ("efficiency", "timings", "source", "fit", "samples")
+        return {
+            "verdict": document["verdict"],
+            "utility_tasks": document["utility_tasks"],
+            "entries": [{k: v for k, v in e.items() if k not in timing and "seconds" not in k}
+                        for e in document["entries"]],
+        }
+
+    one, split = board(["all"], "site-one"), board(["a", "b"], "site-split")
+    assert [e["name"] for e in split["entries"]] == [e["name"] for e in one["entries"]]
+    assert split == one
