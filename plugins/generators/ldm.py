@@ -1,23 +1,45 @@
-"""``ldm``: class-conditional latent diffusion (Rombach et al. 2022) with a VQ first stage.
+"""``ldm``: class-conditional latent diffusion (Rombach et al. 2022) on diffusers' networks.
 
-Stage 1 trains a VQ autoencoder with 8× spatial compression (:class:`~.vq.VQAutoencoder`, EMA
-codebook, L1 + MSE reconstruction). Stage 2 trains a class-conditional UNet (own compact
-implementation, :mod:`.unet`; no diffusers dependency) with the DDPM ε-prediction loss on the
-scaled continuous latents, with condition dropout so classifier-free guidance can be used.
-Sampling runs DDIM (``ddim_steps``, ``eta``, ``guidance``) in latent space from the EMA UNet,
-then quantises and decodes the latents, as the LDM VQ-f8 models do.
+The studies' design: a VQ first stage with 8× spatial compression, a class-conditional UNet
+trained with the DDPM ε-prediction loss on the first stage's latents, DDIM sampling.
+
+- Stage 1, ``diffusers.VQModel``: the LDM VQ-f8 autoencoder (ResNet encoder/decoder with a
+  mid-block attention, four levels → 8×, a learned codebook with the commitment loss), trained
+  with L1 + MSE + the codebook loss. Diffusion runs on its continuous pre-quantisation latents
+  (``encode``) and ``decode`` quantises them, as Rombach et al.'s VQ-regularised models do.
+- Stage 2, ``diffusers.UNet2DModel`` with ``num_class_embeds = classes + 1`` (the extra one is
+  the "null" class of condition dropout, for classifier-free guidance), scale-shift norm,
+  attention at ``unet_attention`` levels; ``DDPMScheduler`` adds the noise (LDM "scaled
+  linear" betas 0.00085 → 0.012); an EMA copy is kept for sampling.
+- Sampling: ``DDIMScheduler`` with LDM's discretisation ("leading" spacing, offset 1, final
+  ᾱ = ᾱ₀), ``ddim_steps``, ``eta``, ``guidance``; latents are unscaled, quantised, decoded.
+
+**Why diffusers rather than MONAI.** diffusers' VQModel, UNet2DModel and DDIM scheduler are
+the maintained ports of CompVis's latent-diffusion code the studies' LDMs come from, so one
+library gives the first stage, the UNet and the sampler of the original design; its DDIM
+step draws η-noise from the caller's CPU generator on any device (a seed gives the same
+images on CPU and CUDA). MONAI's generative networks were the alternative: its ``VQVAE`` is a
+VQ-VAE (strided convolutions, EMA codebook), not LDM's VQ-f8; its ``DDIMScheduler`` steps
+back by T // steps from linspace-spaced timesteps (not to the next one it will evaluate) and
+draws η-noise on the model's device, which a CPU generator cannot feed on CUDA. The price of
+the VQ-f8 first stage is CPU time: its full-resolution ResNet blocks make a stage-1 step
+several times slower than the former hand-written VQ-VAE encoder (``bench/ldm_libraries.py``
+measures both). Needs ``pip install 'medsynbench[diffusion]'``.
 
 Both stages are resumable from ``ctx.workdir``. Presets: ``tiny`` (CPU tests) and ``paper``:
-the LDM VQ-f8 first stage (4-dim latents, 16384 codes) with a 192-channel UNet (multipliers
-1-2-4, attention at the two coarser levels), AdamW 1e-4, batch 64, EMA 0.9999 — Rombach et al.'s
-settings scaled to one GPU. Explicit parameters override the preset. The first stage is trained
-with L1 + MSE only (no perceptual/GAN loss: no pretrained network may be downloaded), so
-decoded samples are softer than the original LDM's.
+the LDM VQ-f8 first stage (128 channels × 1-2-2-4, 2 ResNet blocks per level, 4-dim latents,
+16384 codes) with a 192-channel UNet (multipliers 1-2-4, attention at the two coarser
+levels), AdamW 1e-4, batch 64, EMA 0.9999 — Rombach et al.'s settings scaled to one GPU.
+Explicit parameters override the preset. The first stage is trained without the perceptual
+and GAN losses (no pretrained network may be downloaded), so decoded samples are softer than
+the original LDM's. Checkpoints of the former hand-written networks (ldm < 0.3) are refused
+with the configuration-mismatch error (they lack ``networks``).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +52,7 @@ from medsynbench.kinds import Generator, ImageSize, RunContext
 from medsynbench.params import Param
 from torch import nn
 
+from .byo import require_module
 from .rng import fit_rng
 from .training import (
     TimeBudget,
@@ -50,16 +73,14 @@ from .training import (
     to_unit,
     torch_generator,
 )
-from .unet import Diffusion, UNet
-from .vq import VQAutoencoder
 from .vqvae2 import dihedral
 
-__all__ = ["LDM"]
+__all__ = ["LDM", "ddim_scheduler"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "ae_channels": 32,
-        "ae_res_channels": 8,
+        "ae_channels": 16,
+        "ae_mults": [1, 1, 2, 2],
         "ae_n_res": 1,
         "codebook_size": 64,
         "code_dim": 4,
@@ -78,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "paper": {
         "ae_channels": 128,
-        "ae_res_channels": 64,
+        "ae_mults": [1, 2, 2, 4],
         "ae_n_res": 2,
         "codebook_size": 16384,
         "code_dim": 4,
@@ -96,15 +117,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cond_dropout": 0.1,
     },
 }
-DOWNSAMPLE = 8  # the first stage's spatial compression (LDM "f8")
-
-
+DOWNSAMPLE = 8  # the first stage's spatial compression (LDM "f8": four levels, three halvings)
+AE_LEVELS = 4
+# Written into every checkpoint's configuration: checkpoints of the hand-written networks
+# (ldm < 0.3) lack it and are refused by the configuration check before any weight is read.
+NETWORKS = "diffusers VQModel + UNet2DModel"
+# LDM's noise schedule and DDIM discretisation (ldm/models/diffusion/ddim.py "uniform").
+SCHEDULE = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
+DDIM = {"timestep_spacing": "leading", "steps_offset": 1, "set_alpha_to_one": False,
+        "clip_sample": False}
 
 
 def _fraction(value: Any) -> str | None:
     return None if value is None or 0 <= value < 1 else f"must be in [0, 1), got {value!r}"
-
-
 
 
 def _levels(value: Any) -> str | None:
@@ -112,16 +137,48 @@ def _levels(value: Any) -> str | None:
     return None if value is None or ok else f"must be a list of level indices >= 0, got {value!r}"
 
 
+def _ae_mults(value: Any) -> str | None:
+    ok = (isinstance(value, list) and len(value) == AE_LEVELS
+          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+    return None if value is None or ok else (
+        f"must be {AE_LEVELS} channel multipliers > 0 (one per level of the {DOWNSAMPLE}× "
+        f"first stage), got {value!r}")
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups for a network whose widths are multiples of ``channels``: the largest
+    divisor of ``channels`` up to min(32, channels / 4), i.e. about 4+ channels per group."""
+    cap = max(1, min(32, channels // 4))
+    return max(g for g in range(1, cap + 1) if channels % g == 0)
+
+
+def _diffusers() -> Any:
+    return require_module("diffusers", "diffusion", "ldm",
+                          "its VQ autoencoder, UNet and schedulers")
+
+
+def ddim_scheduler(timesteps: int, steps: int, device: torch.device | None = None) -> Any:
+    """diffusers' DDIMScheduler over LDM's schedule, set to ``steps`` steps (at most
+    ``timesteps`` − 1: with offset 1, LDM's spacing would reach timestep T at T steps)."""
+    scheduler = _diffusers().DDIMScheduler(num_train_timesteps=timesteps, **SCHEDULE, **DDIM)
+    scheduler.set_timesteps(max(1, min(steps, timesteps - 1)), device=device)
+    return scheduler
+
+
 class LDM(Generator):
-    """Latent diffusion: VQ-f8 first stage, conditional UNet, DDPM training, DDIM sampling."""
+    """Latent diffusion on diffusers: VQ-f8 ``VQModel``, class-conditional ``UNet2DModel``,
+    DDPM training, DDIM sampling."""
 
     name = "ldm"
-    version = "0.2.0"  # 0.2: exact resume (RNG states in resume checkpoints)
-    description = "latent diffusion (VQ 8× first stage, conditional UNet, DDIM sampling)"
+    # 0.3: diffusers VQModel/UNet2DModel/schedulers replace the hand-written networks
+    # 0.2: exact resume (RNG states in resume checkpoints)
+    version = "0.3.0"
+    description = "latent diffusion on diffusers (VQ-f8 first stage, class-conditional UNet, DDIM)"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(
             PRESETS,
-            {"unet_attention": _levels, "ema_decay": _fraction, "cond_dropout": _fraction},
+            {"unet_attention": _levels, "ema_decay": _fraction, "cond_dropout": _fraction,
+             "ae_mults": _ae_mults},
         ),
         "augment": Param(True, bool, "random flips/90° rotations while training"),
     }
@@ -139,8 +196,13 @@ class LDM(Generator):
         self.models: nn.ModuleDict | None = None
         self.meta: dict[str, Any] = {}
 
+    def check(self) -> None:
+        """Fail before any work when diffusers is not installed (the error names the extra)."""
+        _diffusers()
+
     def _config(self, image_shape: Sequence[int], n_classes: int) -> dict[str, Any]:
-        return {**self.config, "image_shape": list(image_shape), "n_classes": n_classes}
+        return {**self.config, "image_shape": list(image_shape), "n_classes": n_classes,
+                "networks": NETWORKS}
 
     def image_size(self) -> ImageSize:
         """Sides a multiple of 8 · 2^(levels − 1): the 8× first stage, then one stride-2 UNet
@@ -157,22 +219,37 @@ class LDM(Generator):
         c, h, w = image_shape
         cfg = self.config
         self.require_image_size(h, w)
-        ae = VQAutoencoder(
-            c,
-            cfg["ae_channels"],
-            cfg["ae_res_channels"],
-            cfg["ae_n_res"],
-            DOWNSAMPLE,
-            cfg["codebook_size"],
-            cfg["code_dim"],
+        diffusers = _diffusers()
+        ae = diffusers.VQModel(
+            in_channels=c,
+            out_channels=c,
+            down_block_types=("DownEncoderBlock2D",) * AE_LEVELS,
+            up_block_types=("UpDecoderBlock2D",) * AE_LEVELS,
+            block_out_channels=tuple(cfg["ae_channels"] * m for m in cfg["ae_mults"]),
+            layers_per_block=cfg["ae_n_res"],
+            latent_channels=cfg["code_dim"],
+            vq_embed_dim=cfg["code_dim"],
+            num_vq_embeddings=cfg["codebook_size"],
+            norm_num_groups=_groups(cfg["ae_channels"]),
+            sample_size=max(h, w),
         )
-        unet = UNet(
-            cfg["code_dim"],
-            cfg["unet_channels"],
-            cfg["unet_mults"],
-            cfg["unet_res_blocks"],
-            cfg["unet_attention"],
-            n_classes,
+        width, levels = cfg["unet_channels"], range(len(cfg["unet_mults"]))
+        attention = set(cfg["unet_attention"])
+        unet = diffusers.UNet2DModel(
+            sample_size=(h // DOWNSAMPLE, w // DOWNSAMPLE),
+            in_channels=cfg["code_dim"],
+            out_channels=cfg["code_dim"],
+            block_out_channels=tuple(width * m for m in cfg["unet_mults"]),
+            layers_per_block=cfg["unet_res_blocks"],
+            down_block_types=tuple(
+                "AttnDownBlock2D" if i in attention else "DownBlock2D" for i in levels),
+            up_block_types=tuple(
+                "AttnUpBlock2D" if i in attention else "UpBlock2D" for i in reversed(levels)),
+            norm_num_groups=_groups(width),
+            attention_head_dim=math.gcd(width, 32),
+            resnet_time_scale_shift="scale_shift",  # Dhariwal & Nichol's adaptive norm
+            num_class_embeds=n_classes + 1,  # + the null class (condition dropout)
+            num_train_timesteps=cfg["timesteps"],
         )
         ema = copy.deepcopy(unet).requires_grad_(False)
         models = nn.ModuleDict({"ae": ae, "unet": unet, "ema": ema})
@@ -217,8 +294,9 @@ class LDM(Generator):
             if c["augment"]:
                 x = dihedral(x, int(torch.randint(8, (1,), generator=ae_trainer.data_rng)))
             with ae_trainer.autocast():
-                recon, vq_loss, _ = ae(x)
-                recon_loss = F.mse_loss(recon.float(), x) + F.l1_loss(recon.float(), x)
+                out = ae(x)
+                recon, vq_loss = out.sample.float(), out.commit_loss.float().mean()
+                recon_loss = F.mse_loss(recon, x) + F.l1_loss(recon, x)
                 loss = recon_loss + vq_loss
             ae_trainer.backward(loss, ae_opt)
             return {"recon": recon_loss, "vq": vq_loss}
@@ -229,7 +307,7 @@ class LDM(Generator):
         models.latent_scale.fill_(1.0 / float(latents.float().std().clamp_min(1e-6)))
         latents = latents * models.latent_scale.cpu()
 
-        diffusion = Diffusion(c["timesteps"])
+        noising = _diffusers().DDPMScheduler(num_train_timesteps=c["timesteps"], **SCHEDULE)
         opt = torch.optim.AdamW(unet.parameters(), lr=c["unet_lr"], weight_decay=0.0)
         trainer = Trainer(
             self.name,
@@ -251,8 +329,13 @@ class LDM(Generator):
             y = latent_labels[idx].clone()
             drop = torch.rand(len(y), generator=trainer.data_rng) < c["cond_dropout"]
             y[drop] = n_classes  # the null class, for classifier-free guidance
+            # timesteps and noise from the trainer's CPU generator: resumable, device-independent
+            t = torch.randint(0, c["timesteps"], (len(z),), generator=trainer.data_rng)
+            noise = torch.randn(z.shape, generator=trainer.data_rng).to(device)
+            noisy = noising.add_noise(z, noise, t.to(device))
             with trainer.autocast():
-                loss = diffusion.loss(unet, z, y.to(device), trainer.data_rng)
+                eps = unet(noisy, t.to(device), class_labels=y.to(device)).sample
+                loss = F.mse_loss(eps.float(), noise)
             trainer.backward(loss, opt, clip=1.0)
             decay = min(c["ema_decay"], (1 + step) / (10 + step))
             with torch.no_grad():
@@ -273,7 +356,7 @@ class LDM(Generator):
 
     @torch.no_grad()
     def _encode_all(
-        self, ae: VQAutoencoder, images: torch.Tensor, labels: torch.Tensor, device: torch.device
+        self, ae: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Continuous latents of the training images (all 8 dihedral views when augmenting)."""
         ae.eval()
@@ -283,7 +366,7 @@ class LDM(Generator):
             x = to_unit(images[start : start + 256], device)
             for k in views:
                 with autocast(device):
-                    out.append(ae.encode_latent(dihedral(x, k)).float().cpu())
+                    out.append(ae.encode(dihedral(x, k)).latents.float().cpu())
                 ys.append(labels[start : start + 256])
         return torch.cat(out), torch.cat(ys)
 
@@ -307,26 +390,28 @@ class LDM(Generator):
         assert self.models is not None
         cfg = self.meta["config"]
         _, h, w = cfg["image_shape"]
-        diffusion = Diffusion(cfg["timesteps"])
+        unet, ae = self.models["ema"], self.models["ae"]
+        scheduler = ddim_scheduler(cfg["timesteps"], params["ddim_steps"], device)
+        guided = params["guidance"] != 1.0
         out = []
         for chunk, start in enumerate(range(0, n, batch)):
             size = min(batch, n - start)
-            gen = torch_generator(seed, cls, chunk)
+            gen = torch_generator(seed, cls, chunk)  # CPU: the same images on every device
             y = torch.full((size,), cls, device=device, dtype=torch.long)
+            labels = torch.cat([y, torch.full_like(y, int(cfg["n_classes"]))]) if guided else y
+            shape = (size, cfg["code_dim"], h // DOWNSAMPLE, w // DOWNSAMPLE)
+            z = torch.randn(shape, generator=gen).to(device) * scheduler.init_noise_sigma
             with autocast(device):
-                z = diffusion.ddim_sample(
-                    self.models["ema"],
-                    (size, cfg["code_dim"], h // DOWNSAMPLE, w // DOWNSAMPLE),
-                    y,
-                    gen,
-                    device,
-                    params["ddim_steps"],
-                    params["eta"],
-                    params["guidance"],
-                    null_class=int(cfg["n_classes"]),
-                )
-                z = z / self.models.latent_scale
-                out.append(from_unit(self.models["ae"].decode_latent(z)))
+                for t in scheduler.timesteps:
+                    if guided:  # classifier-free guidance: conditional and null class at once
+                        cond, uncond = unet(torch.cat([z, z]), t, class_labels=labels
+                                            ).sample.float().chunk(2)
+                        eps = uncond + params["guidance"] * (cond - uncond)
+                    else:
+                        eps = unet(z, t, class_labels=labels).sample.float()
+                    z = scheduler.step(eps, t, z, eta=params["eta"], generator=gen).prev_sample
+                images = ae.decode(z / self.models.latent_scale).sample  # quantises, decodes
+            out.append(from_unit(images))
         return np.concatenate(out)
 
     def sample(

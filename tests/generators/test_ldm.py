@@ -1,7 +1,9 @@
-"""ldm: tiny preset fits and samples on CPU; determinism, DDIM, reload and bad input."""
+"""ldm: tiny preset fits and samples on CPU; determinism, DDIM, reload and bad input; the
+diffusers networks and LDM schedule; checkpoints of the hand-written networks are refused."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 from medsynbench import ImageSet, RunContext
-from medsynbench.errors import GeneratorError, ParameterError
+from medsynbench.errors import GeneratorError, ParameterError, PluginError
 from medsynbench.plugins.generators import PLUGINS
-from medsynbench.plugins.generators.ldm import LDM
-from medsynbench.plugins.generators.unet import Diffusion, UNet
+from medsynbench.plugins.generators.ldm import LDM, ddim_scheduler
+from medsynbench.plugins.generators.training import save_checkpoint
 from medsynbench.testing import make_toy_splits
+
+diffusers = pytest.importorskip("diffusers")
 
 FAST = {"preset": "tiny", "ae_steps": 40, "unet_steps": 40}
 
@@ -102,20 +106,59 @@ def test_bad_parameters_and_sizes(tmp_path: Path) -> None:
         LDM(**FAST).fit(splits.train, splits.class_names, tmp_path, RunContext())
 
 
-def test_unet_shapes_and_ddim_is_deterministic() -> None:
-    torch.manual_seed(0)
-    unet = UNet(4, 16, (1, 2), 1, (1,), n_classes=3).eval()
-    x = torch.randn(2, 4, 8, 8)
-    out = unet(x, torch.tensor([0, 999]), torch.tensor([0, 3]))
-    assert out.shape == x.shape
-    diffusion = Diffusion(100)
-    y = torch.tensor([1, 2])
-    gen = torch.Generator().manual_seed(0)
-    a = diffusion.ddim_sample(unet, (2, 4, 8, 8), y, gen, torch.device("cpu"), steps=3)
-    gen = torch.Generator().manual_seed(0)
-    b = diffusion.ddim_sample(unet, (2, 4, 8, 8), y, gen, torch.device("cpu"), steps=3)
-    assert torch.equal(a, b) and torch.isfinite(a).all()
-    assert 0.0 < float(diffusion.alphas_cumprod[-1]) < float(diffusion.alphas_cumprod[0]) < 1.0
+def test_networks_are_diffusers_with_8x_vq_and_class_embeddings(fitted: Any) -> None:
+    generator, _, _ = fitted
+    models = generator.models
+    assert isinstance(models["ae"], diffusers.VQModel)
+    assert isinstance(models["unet"], diffusers.UNet2DModel)
+    assert isinstance(models["ema"], diffusers.UNet2DModel)
+    latents = models["ae"].encode(torch.zeros(2, 3, 16, 16)).latents
+    assert latents.shape == (2, 4, 2, 2)  # 8× compression, code_dim channels
+    assert models["unet"].class_embedding.num_embeddings == 3  # 2 classes + the null class
+    codes = models["ae"].quantize(latents)[2][2]
+    assert int(codes.max()) < 64 and models["ae"].quantize.embedding.num_embeddings == 64
+
+
+def test_ddim_is_ldm_uniform_discretisation_over_scaled_linear_betas() -> None:
+    scheduler = ddim_scheduler(1000, 5)
+    assert scheduler.timesteps.tolist() == [801, 601, 401, 201, 1]  # LDM: range(0, T, T/n) + 1
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    expected = torch.cumprod(1 - betas, 0)
+    assert torch.allclose(scheduler.alphas_cumprod.double(), expected, rtol=1e-5)
+    assert float(scheduler.final_alpha_cumprod) == pytest.approx(float(expected[0]), rel=1e-6)
+    assert len(ddim_scheduler(10, 50).timesteps) == 9  # capped: offset 1 would reach t = T
+
+
+def test_checkpoint_of_the_hand_written_networks_is_refused(tmp_path: Path) -> None:
+    # The configuration ldm 0.2.0 wrote for FAST on 16 px RGB, two classes (and a state of
+    # its hand-written UNet's names): refused by the configuration check, not by torch.
+    old_config = {
+        "ae_channels": 32, "ae_res_channels": 8, "ae_n_res": 1, "codebook_size": 64,
+        "code_dim": 4, "ae_steps": 40, "ae_lr": 2e-3, "unet_channels": 32,
+        "unet_mults": [1, 2], "unet_res_blocks": 1, "unet_attention": [1], "unet_steps": 40,
+        "unet_lr": 1e-3, "batch_size": 16, "timesteps": 1000, "ema_decay": 0.99,
+        "cond_dropout": 0.1, "preset": "tiny", "max_train_seconds": None, "augment": True,
+        "image_shape": [3, 16, 16], "n_classes": 2,
+    }
+    state = {"unet.stem.weight": torch.zeros(32, 4, 3, 3), "latent_scale": torch.ones(())}
+    save_checkpoint(tmp_path / "ldm.pt", "ldm", old_config, {"state": state})
+    with pytest.raises(GeneratorError, match="different configuration") as info:
+        LDM(**FAST).load(tmp_path, RunContext(workdir=tmp_path))
+    message = str(info.value)
+    assert "networks: checkpoint='<absent>' current='diffusers VQModel + UNet2DModel'" in message
+    assert "ae_res_channels: checkpoint=8 current='<absent>'" in message
+
+
+def test_missing_diffusers_is_one_error_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # import diffusers → ImportError
+    with pytest.raises(PluginError, match=r"generator 'ldm' needs the `diffusers` package .*"
+                       r"pip install 'medsynbench\[diffusion\]'"):
+        LDM(**FAST)
+
+
+def test_ae_mults_must_give_four_levels() -> None:
+    with pytest.raises(ParameterError, match="4 channel multipliers"):
+        LDM(preset="tiny", ae_mults=[1, 2, 2])
 
 
 @pytest.mark.gpu
