@@ -141,6 +141,28 @@ QUANTITIES: dict[str, Quantity] = {
     "marker-rate.marker_rate_excess": Quantity("marker excess", "marker-rate excess",
                                                "marker rate − real marker rate: > 0 the "
                                                "generator adds markers, < 0 it drops them"),
+    "fd-infinity.fd_infinity": Quantity("FD∞", "FD∞ (extrapolated FID)",
+                                        "Fréchet distance extrapolated to infinitely many "
+                                        "images: FID without its sample-size bias"),
+    "fd-infinity.fd_infinity_slope": Quantity("FD∞ slope", "FD∞ slope",
+                                              "b in FID_N = FD∞ + b/N: the finite-sample bias"),
+    "alpha-precision.alpha_precision": Quantity("α-precision", "α-precision",
+                                                "1 − area between the α-precision curve and "
+                                                "the diagonal (Alaa et al.)"),
+    "alpha-precision.beta_recall": Quantity("β-recall", "β-recall",
+                                            "1 − area between the β-recall curve and the "
+                                            "diagonal (Alaa et al.)"),
+    "vendi.vendi": Quantity("Vendi", "Vendi score",
+                            "effective number of distinct synthetic images (exp of the entropy "
+                            "of the similarity matrix's eigenvalues)"),
+    "vendi.real_vendi": Quantity("real Vendi", "real Vendi score",
+                                 "the same for the real reference set (equal for every entry)"),
+    "data-copying.ct": Quantity("C_T", "data-copying C_T",
+                                "Meehan et al.'s z-score: ≪ 0 the entry copies its training "
+                                "images, ≈ 0 ideal, ≫ 0 it underfits"),
+    "frd.frd": Quantity("FRD", "Fréchet radiomics distance",
+                        "Fréchet distance of standardised radiomics features (first-order, "
+                        "GLCM, GLRLM, GLSZM; no learned weights)"),
     "reader-study.fir": Quantity("human FIR", "human fake-identification rate",
                                  "share of the entry's synthetic images that readers called fake "
                                  "in a reader study (lower = more realistic; shown, never "

@@ -88,6 +88,14 @@ def test_without_a_protocol_the_name_is_taken_for_the_plugin() -> None:
         "accuracy with the synthetic images of the entry minus real only")
 
 
+def test_every_first_party_metric_quantity_has_a_label() -> None:
+    from medsynbench.plugins.metrics import PLUGINS
+
+    missing = [f"{cls.name}.{q}" for cls in PLUGINS for q in cls.quantities
+               if f"{cls.name}.{q}" not in QUANTITIES]
+    assert missing == [], f"add these to leaderboard.columns.QUANTITIES and docs: {missing}"
+
+
 def test_marker_rate_quantities_have_labels_including_per_class_keys() -> None:
     declared = set(MarkerRateMetric.quantities)
     assert {f"marker-rate.{q}" for q in declared} <= set(QUANTITIES)
