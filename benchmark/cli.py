@@ -85,7 +85,7 @@ def _runner(args: argparse.Namespace, ui: Any = None) -> Any:
     device = resolve_device(args.device or suite.device, source)
     return Runner(suite, registry, out_dir, cache_dir, device,
                   tuple(getattr(args, "force", ())), tuple(args.only), ui,
-                  getattr(args, "debug", False))
+                  getattr(args, "debug", False), data_parallel=args.data_parallel)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -215,6 +215,10 @@ def _executor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="ray: an existing cluster, 'auto' or HOST:PORT")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an executor setting, e.g. --set partition=gpu (repeatable)")
+    parser.add_argument("--data-parallel", type=int, default=1, metavar="N",
+                        help="train each utility classifier data-parallel on N GPUs (DDP; on "
+                        "the CPU: N gloo processes); numbers agree with one device only to "
+                        "tolerance")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,6 +96,10 @@ class RunContext:
     # The prepared real splits (read-only). Generators that draw from a split other than the
     # one they are fitted on (the ``heldout-real`` positive control) read it here.
     data: DataSplits | None = None
+    # Devices for data-parallel training inside one unit (``run --data-parallel N``): empty or
+    # one device means train on ``device``; more, one process per device (e.g. "cuda:0",
+    # "cuda:1"; "cpu" repeated trains with gloo). The utility classifiers use it.
+    devices: tuple[str, ...] = ()
 
     def child(self, **changes: Any) -> RunContext:
         """A copy with some fields replaced."""

@@ -59,6 +59,7 @@ class UnitJob:
     cache_dir: Path
     device: str
     only: tuple[str, ...] = ()
+    data_parallel: int = 1
 
     def build(self, unit_id: str) -> UnitOutcome:
         """Build one unit of the plan into the shared cache (a no-op when complete)."""
@@ -88,7 +89,8 @@ def _worker_runner(job: UnitJob) -> Runner:
 
         _WORKER_RUNNERS.clear()
         _WORKER_RUNNERS[key] = Runner(job.suite, get_registry(), job.cache_dir, job.cache_dir,
-                                      job.device, only=job.only, worker=True)
+                                      job.device, only=job.only, worker=True,
+                                      data_parallel=job.data_parallel)
     return _WORKER_RUNNERS[key]
 
 
@@ -108,6 +110,7 @@ class Runner:
         debug: bool = False,
         executor: Executor | None = None,
         worker: bool = False,
+        data_parallel: int = 1,
     ) -> None:
         self.suite = suite
         self.registry = registry
@@ -136,6 +139,7 @@ class Runner:
             assert isinstance(made, Executor)
             executor = made
         self.executor = executor
+        self.data_parallel = _check_data_parallel(data_parallel, self.device, worker)
         self.base_seed = suite.seeds[0]
         self.data: DataSplits | None = None
         self.prepare_key = ""
@@ -156,12 +160,21 @@ class Runner:
             data=self.data,  # None until the prepare unit has been read
         )
 
-    def _needs(self) -> Needs:
-        return Needs(cpus=self.suite.cpu_threads or 1, gpus=1 if self.device == "cuda" else 0)
+    def _needs(self, devices: int = 1) -> Needs:
+        return Needs(cpus=self.suite.cpu_threads or 1,
+                     gpus=devices if self.device == "cuda" else 0)
+
+    def task_devices(self) -> tuple[str, ...]:
+        """The devices of one task unit: ``data_parallel`` GPUs, or as many CPU processes."""
+        if self.data_parallel == 1:
+            return ()
+        if self.device == "cuda":
+            return tuple(f"cuda:{i}" for i in range(self.data_parallel))
+        return ("cpu",) * self.data_parallel
 
     def job(self) -> UnitJob:
         """What a worker needs to build this run's units (:class:`UnitJob`)."""
-        return UnitJob(self.suite, self.cache.root, self.device, self.only)
+        return UnitJob(self.suite, self.cache.root, self.device, self.only, self.data_parallel)
 
     def build(self, unit: Unit) -> UnitOutcome:
         """Build ``unit`` into the cache unless it is complete; never raises for the unit's own
@@ -250,6 +263,7 @@ class Runner:
         self.registry.hook.run_started(suite=self.suite, manifest=manifest)
         manifest["cpu_threads"] = self.suite.cpu_threads if self.device == "cpu" else None
         manifest["executor"] = self.executor.name
+        manifest["data_parallel"] = self.data_parallel
         with cpu_threads(manifest["cpu_threads"]):  # same CPU numbers on any core count
             self.ui.heading("prepare")
             prepared = self.prepare()
@@ -469,14 +483,17 @@ class Runner:
 
             def arm(seed: int, upstream: str, entry: str | None, task: Any = task,
                     cls: Any = cls) -> Unit:
+                # Data-parallel training changes the numbers (per-rank BatchNorm): its own key.
+                parallel = {"data_parallel": self.data_parallel} if self.data_parallel > 1 else {}
                 key = content_key(stage="tasks", plugin=task.plugin, version=cls.version,
                                   params=task.params, data=self.prepare_key, synthetic=upstream,
-                                  seed=seed)
+                                  seed=seed, **parallel)
                 who = entry or "real-only"
                 return Unit(
                     f"tasks:{task.name}:{who}:{seed}", "tasks", key,
                     f"{task.name} {who} seed={seed}",
-                    ("prepare",) if entry is None else (f"sample:{entry}",), entry, needs,
+                    ("prepare",) if entry is None else (f"sample:{entry}",), entry,
+                    self._needs(self.data_parallel),
                     args={"kind": "task", "task": task.name, "entry": entry, "seed": seed,
                           "group": f"tasks:{task.name}", "meta": {"task": task.name}})
 
@@ -693,7 +710,8 @@ class Runner:
             task = self.registry.create("task", spec.plugin, spec.params)
             assert isinstance(task, Task)
             synthetic = None if entry is None else self._synthetic(entry)
-            return task.run_seed(self._data(), synthetic, seed, self._ctx(seed, workdir))
+            ctx = self._ctx(seed, workdir).child(devices=self.task_devices())
+            return task.run_seed(self._data(), synthetic, seed, ctx)
 
         return work
 
@@ -803,6 +821,23 @@ class Runner:
                 return plan[current].stage, outcome.error
             todo.extend(plan[current].after)
         return plan[unit_id].stage, "not built (the executor returned no outcome for it)"
+
+
+def _check_data_parallel(n: int, device: str, worker: bool) -> int:
+    """``--data-parallel N``: at least 1, and on the GPU no more than the visible GPUs (a worker
+    sees the GPUs its scheduler gave it, so it is not checked there)."""
+    if n < 1:
+        raise MedSynBenchError(f"--data-parallel {n}: must be ≥ 1 (devices per task unit)")
+    if n > 1 and device == "cuda" and not worker:
+        import torch
+
+        visible = torch.cuda.device_count()
+        if visible < n:
+            raise MedSynBenchError(
+                f"--data-parallel {n}: only {visible} GPU(s) are visible here; lower it, or run "
+                "on a cluster executor that gives each task unit that many GPUs"
+            )
+    return n
 
 
 def _built_seconds(path: Path) -> float | None:

@@ -298,7 +298,9 @@ class ClassifierTask(Task):
         steps: int | None = None,
     ) -> TrainConfig:
         """The optimisation settings from the task parameters and ``ctx.device``."""
+        devices = tuple(torch.device(d) for d in ctx.devices) if len(ctx.devices) > 1 else ()
         return TrainConfig(
+            devices=devices,
             steps=steps,
             epochs=int(epochs if epochs is not None else self.params["epochs"]),
             batch_size=int(self.params["batch_size"]),

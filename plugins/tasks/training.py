@@ -70,6 +70,8 @@ class TrainConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp: bool = True
     label: str = "classifier"  # names the run in error messages
+    # More than one: train data-parallel over these devices (:mod:`.parallel`).
+    devices: tuple[torch.device, ...] = ()
     steps: int | None = None  # total optimisation steps; None: epochs × batches_per_pass(n)
 
 
@@ -164,11 +166,21 @@ def train_classifier(
     taken are returned as ``optimisation_steps``.
     When the whole model was trained, its BatchNorm statistics are recalibrated afterwards
     (:func:`recalibrate_batchnorm`; ``recalibrate=False`` skips it, e.g. to time epochs).
+    With more than one device in ``cfg.devices`` the whole model trains data-parallel, one
+    process per device (:mod:`.parallel`).
     Raises TaskError when the loss becomes non-finite.
     """
     n = int(images.shape[0])
     if n == 0:
         raise TaskError(f"{cfg.label}: no training images")
+    if len(cfg.devices) > 1 and parameters is None:
+        from .parallel import train_data_parallel
+
+        facts = train_data_parallel(model, images, labels, cfg, generator)
+        _prepare(model, cfg)
+        if recalibrate:
+            recalibrate_batchnorm(model, images, cfg)
+        return facts
     _prepare(model, cfg)
     params = parameters if parameters is not None else list(model.parameters())
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -291,3 +291,16 @@ def test_a_suite_split_by_only_across_machines_merges_to_the_board_of_one_run(cl
     one, split = board(["all"], "site-one"), board(["a", "b"], "site-split")
     assert [e["name"] for e in split["entries"]] == [e["name"] for e in one["entries"]]
     assert split == one
+
+
+def test_data_parallel_task_units_have_their_own_keys_and_devices(registry, tmp_path, cli_env):
+    suite = load_suite(_suite(tmp_path), registry, allow_underpowered=True)
+    one = Runner(suite, registry, tmp_path / "out", device="cpu").plan()
+    two = Runner(suite, registry, tmp_path / "out", device="cpu", data_parallel=2)
+    assert two.task_devices() == ("cpu", "cpu") and two.job().data_parallel == 2
+    plan = two.plan()
+    for unit in one:
+        assert (plan[unit.id].key == unit.key) == (unit.stage != "tasks"), unit.id
+    proc = _cli(["plan", str(_suite(tmp_path)), "--data-parallel", "0", "--allow-underpowered"],
+                cli_env)
+    assert proc.returncode == 2 and "--data-parallel 0: must be ≥ 1" in proc.stderr
