@@ -500,13 +500,12 @@ class Runner:
             units += [arm(seed, "", None) for seed in self.suite.seeds]
             for spec in self.entries:
                 units += [arm(seed, sample_keys[spec.name], spec.name) for seed in self.suite.seeds]
-        self._plan = Plan(self._with_state(units, data))
+        self._plan = Plan(self._with_state(units))
         return self._plan
 
-    def _with_state(self, units: list[Unit], data: DataSplits) -> list[Unit]:
+    def _with_state(self, units: list[Unit]) -> list[Unit]:
         """Mark cached units (forced stages count as not cached) and estimate costs: a cached
         unit's own build time; a pending one, the median of its group's cached units."""
-        del data
         seconds: dict[str, float | None] = {}
         cached: dict[str, bool] = {}
         for unit in units:
