@@ -398,7 +398,6 @@ class Runner:
             return self._plan
         if self.data is None:
             self.prepare()
-        data = self._data()
         needs = self._needs()
         prep = self._prepare_unit()
         units: list[Unit] = [Unit(prep.id, prep.stage, prep.key, prep.label, needs=prep.needs,
