@@ -52,6 +52,8 @@ class EntryState:
     # "<stage>[:<metric or task>]" → warnings raised while computing it (shown on the board)
     flags: dict[str, list[str]] = field(default_factory=dict)
     mosaic: Path | None = None
+    # cache stage → key of the entry's fit and sample units (where its images are)
+    units: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -73,6 +75,7 @@ class RunRecord:
     data_counts: dict[str, list[int]]
     data_duplicates: dict[str, Any] | None
     data_flags: list[str]  # warnings of the prepare unit
+    prepare_key: str  # the prepare unit's cache key (where the prepared splits are)
     # task name → per-seed scores / per-image correctness of the real-only arm
     real_only: dict[str, list[dict[str, float]]]
     real_only_correct: dict[str, list[list[int]] | None]
@@ -191,6 +194,7 @@ def build_results(record: RunRecord, manifest: dict[str, Any]) -> dict[str, Any]
                     if not where.startswith(("metrics:", "tasks:")) for flag in found
                 ],
                 "samples": samples,
+                "units": entry.units,
             }
         )
     return {
@@ -215,6 +219,7 @@ def build_results(record: RunRecord, manifest: dict[str, Any]) -> dict[str, Any]
             "counts": record.data_counts,
             "duplicates": record.data_duplicates,
             "flags": record.data_flags,  # the prepare unit's warnings
+            "unit": record.prepare_key,  # cache key of the prepared splits
         },
         "manifest": manifest,
         "real_only": record.real_only,

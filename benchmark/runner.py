@@ -767,6 +767,8 @@ class Runner:
                 where = {"metric": f"metrics:{args.get('metric')}",
                          "task": f"tasks:{args.get('task')}"}.get(kind, unit.stage)
                 _merge_flags(state.flags.setdefault(where, []), flags)
+                if kind in ("fit", "sample"):
+                    state.units[kind] = unit.key
                 if kind == "fit":
                     state.fit_info = info
                 elif kind == "sample":
@@ -799,6 +801,7 @@ class Runner:
             suite=self.suite, registry=self.registry, out_dir=self.out_dir,
             entries=list(states.values()), class_names=data.class_names, modality=data.modality,
             data_counts=counts, data_duplicates=duplicates, data_flags=data_flags,
+            prepare_key=self.prepare_key,
             real_only=real_only_scores, real_only_correct=real_only_correct,
             encoder_flags=encoder_flags,
         )

@@ -1,12 +1,11 @@
 """Find a finished run's images: the prepared real splits and each entry's sampled set.
 
-results.json names neither cache key, so both are found in the run's stage cache
-(``RUN_DIR/cache`` unless the run was given ``--cache-dir``):
+Both are read from the run's stage cache (``RUN_DIR/cache`` unless the run was given
+``--cache-dir``), at the cache keys results.json records (``dataset.unit``, each entry's
+``units.sample``). Results written before those keys were recorded are matched instead:
 
-* the **prepared data** is the ``prepare`` unit whose content key the runner derives from the
-  dataset plugin, its version, its parameters and the first seed — all recorded in
-  results.json (if the runner's key rule changes, the unique ``prepare`` unit of that plugin
-  with the recorded split counts is taken instead);
+* the **prepared data** is the unique ``prepare`` unit of the dataset plugin with the recorded
+  split counts;
 * an **entry's sampled images** are the ``sample`` unit whose ``mosaic.png`` is byte-identical
   to the mosaic results.json names for that entry (the runner copies it from that unit).
 
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cache import COMPLETE, content_key, derive_seed
+from ..cache import COMPLETE
 from ..data import DataSplits, ImageSet
 from ..errors import DataError
 from ..leaderboard.loading import read_results, sample_path
@@ -55,11 +54,8 @@ def _complete_units(cache: Path, stage: str) -> list[Path]:
 def _prepare_unit(results: dict[str, Any], cache: Path, run: Path) -> Path:
     dataset = results["dataset"]
     plugin = dataset.get("plugin")
-    version = (results.get("manifest") or {}).get("plugins", {}).get(plugin)
-    seeds = (results.get("suite") or {}).get("seeds") or [0]
-    key = content_key(stage="prepare", plugin=plugin, version=version,
-                      params=dataset.get("params"), seed=derive_seed(seeds[0], "prepare"))
-    if (cache / "prepare" / key / COMPLETE).is_file():
+    key = dataset.get("unit")
+    if isinstance(key, str) and (cache / "prepare" / key / COMPLETE).is_file():
         return cache / "prepare" / key
     counts = dataset.get("counts")
     found = []
@@ -130,10 +126,17 @@ def load_run(
     cache = Path(cache_dir) if cache_dir is not None else folder / "cache"
     if not cache.is_dir():
         raise _no_samples(folder, chosen[0], f"its stage cache {cache} does not exist")
-    units = _sample_units(cache)
+    units: dict[str, list[Path]] | None = None  # by mosaic digest: only for older results
     synthetic: dict[str, ImageSet] = {}
     keys: dict[str, str] = {}
     for name in chosen:
+        recorded = (by_name[name].get("units") or {}).get("sample")
+        if isinstance(recorded, str) and (cache / "sample" / recorded / COMPLETE).is_file():
+            synthetic[name] = ImageSet.load(cache / "sample" / recorded)
+            keys[name] = recorded
+            continue
+        if units is None:
+            units = _sample_units(cache)
         declared = by_name[name].get("samples")
         mosaic = sample_path(folder, declared) if isinstance(declared, str) and declared else None
         if mosaic is None or not mosaic.is_file():

@@ -96,7 +96,8 @@ def test_a_run_without_samples_is_refused(tiny_run: Path, tmp_path: Path) -> Non
              r"cache .* does not exist\); a study needs a finished run")
     document = json.loads((tiny_run / "results.json").read_text())
     for entry in document["entries"]:
-        entry["samples"] = None
+        assert set(entry["units"]) == {"fit", "sample"}  # where the run's images are
+        entry["samples"], entry["units"] = None, {}
     (bare / "results.json").write_text(json.dumps(document))
     _refused(bare, tmp_path / "s2", DataError, "results.json names no sample mosaic",
              cache_dir=tiny_run / "cache")
