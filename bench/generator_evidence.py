@@ -58,7 +58,7 @@ EVIDENCE_PARAMS: dict[str, dict[str, Any]] = {
     "vqvae2": {"preset": "paper", "channels": 128, "res_channels": 64, "codebook_size": 512,
                "code_dim": 64, "vq_steps": 3000, "vq_lr": 1e-3, "prior_channels": 128,
                "prior_layers": 10, "prior_steps": 4000, "prior_lr": 1e-3, "batch_size": 64},
-    "ldm": {"preset": "paper", "ae_channels": 128, "codebook_size": 1024,
+    "ldm": {"preset": "paper", "ae_channels": 128, "ae_res_channels": 64, "codebook_size": 1024,
             "code_dim": 4, "ae_steps": 4000, "ae_lr": 5e-4, "unet_channels": 128,
             "unet_mults": [1, 2], "unet_res_blocks": 2, "unet_attention": [1],
             "unet_steps": 30000, "unet_lr": 2e-4, "batch_size": 128, "ema_decay": 0.999},

@@ -1,39 +1,43 @@
-"""``ldm``: class-conditional latent diffusion (Rombach et al. 2022) on diffusers' networks.
+"""``ldm``: class-conditional latent diffusion (Rombach et al. 2022): a VQ first stage, and
+diffusers' UNet and schedulers.
 
 The studies' design: a VQ first stage with 8× spatial compression, a class-conditional UNet
 trained with the DDPM ε-prediction loss on the first stage's latents, DDIM sampling.
 
-- Stage 1, ``diffusers.VQModel``: the LDM VQ-f8 autoencoder (ResNet encoder/decoder with a
-  mid-block attention, four levels → 8×, a learned codebook with the commitment loss), trained
-  with L1 + MSE + the codebook loss. Diffusion runs on its continuous pre-quantisation latents
-  (``encode``) and ``decode`` quantises them, as Rombach et al.'s VQ-regularised models do.
+- Stage 1, :class:`~.vq.VQAutoencoder` (this package's, shared with ``vqvae2`` and the
+  ``vqvae-codes`` encoder): 8× compression, EMA codebook with dead-code restarts, trained with
+  L1 + MSE. Diffusion runs on its continuous pre-quantisation latents and decoding quantises
+  them, as Rombach et al.'s VQ-regularised (VQ-f8) models do.
 - Stage 2, ``diffusers.UNet2DModel`` with ``num_class_embeds = classes + 1`` (the extra one is
   the "null" class of condition dropout, for classifier-free guidance), scale-shift norm,
-  attention at ``unet_attention`` levels; ``DDPMScheduler`` adds the noise (LDM "scaled
-  linear" betas 0.00085 → 0.012); an EMA copy is kept for sampling.
-- Sampling: ``DDIMScheduler`` with LDM's discretisation ("leading" spacing, offset 1, final
-  ᾱ = ᾱ₀), ``ddim_steps``, ``eta``, ``guidance``; latents are unscaled, quantised, decoded.
+  attention at the ``unet_attention`` levels; ``diffusers.DDPMScheduler`` adds the noise (LDM's
+  "scaled linear" betas 0.00085 → 0.012); an EMA copy of the UNet is kept for sampling.
+- Sampling: ``diffusers.DDIMScheduler`` with LDM's own discretisation ("leading" spacing,
+  offset 1, final ᾱ = ᾱ₀), ``ddim_steps``, ``eta``, ``guidance``.
 
-**Why diffusers rather than MONAI.** diffusers' VQModel, UNet2DModel and DDIM scheduler are
-the maintained ports of CompVis's latent-diffusion code the studies' LDMs come from, so one
-library gives the first stage, the UNet and the sampler of the original design; its DDIM
-step draws η-noise from the caller's CPU generator on any device (a seed gives the same
-images on CPU and CUDA). MONAI's generative networks were the alternative: its ``VQVAE`` is a
-VQ-VAE (strided convolutions, EMA codebook), not LDM's VQ-f8; its ``DDIMScheduler`` steps
-back by T // steps from linspace-spaced timesteps (not to the next one it will evaluate) and
-draws η-noise on the model's device, which a CPU generator cannot feed on CUDA. The price of
-the VQ-f8 first stage is CPU time: its full-resolution ResNet blocks make a stage-1 step
-several times slower than the former hand-written VQ-VAE encoder (``bench/ldm_libraries.py``
-measures both). Needs ``pip install 'medsynbench[diffusion]'``.
+**Why diffusers rather than MONAI.** diffusers' UNet2DModel and DDIM scheduler are the
+maintained ports of CompVis's latent-diffusion code the studies' LDMs come from, and its DDIM
+step draws η-noise from the caller's CPU generator on any device (a seed gives the same images
+on CPU and CUDA). MONAI's ``DDIMScheduler`` steps back by T // steps from linspace-spaced
+timesteps (not to the timestep it evaluates next) and draws η-noise on the model's device,
+which a CPU generator cannot feed on CUDA.
+
+**Why the first stage is not diffusers' ``VQModel``** (the LDM VQ-f8 autoencoder), although it
+was the first choice (commit d3f4aa1; ``python bench/ldm_libraries.py --old-rev d3f4aa1``
+compares it): on LC25000 64 px at the ``lc25000-lite`` budget (tiny preset, 600 steps) its
+gradient-trained codebook is under-used (42 of 64 codes on the held-out tiles) and it
+reconstructs them worse (L1 0.255 vs 0.160 in [-1, 1]) at 15× the CPU time per step; LDM
+trains it for days with perceptual and GAN losses that cannot be used offline. MONAI's
+``VQVAE`` would add the ``[monai]`` extra to ``[diffusion]`` for what the shared EMA VQ already
+does. Needs ``pip install 'medsynbench[diffusion]'``.
 
 Both stages are resumable from ``ctx.workdir``. Presets: ``tiny`` (CPU tests) and ``paper``:
-the LDM VQ-f8 first stage (128 channels × 1-2-2-4, 2 ResNet blocks per level, 4-dim latents,
-16384 codes) with a 192-channel UNet (multipliers 1-2-4, attention at the two coarser
-levels), AdamW 1e-4, batch 64, EMA 0.9999 — Rombach et al.'s settings scaled to one GPU.
-Explicit parameters override the preset. The first stage is trained without the perceptual
-and GAN losses (no pretrained network may be downloaded), so decoded samples are softer than
-the original LDM's. Checkpoints of the former hand-written networks (ldm < 0.3) are refused
-with the configuration-mismatch error (they lack ``networks``).
+the LDM VQ-f8 first stage (4-dim latents, 16384 codes) with a 192-channel UNet (multipliers
+1-2-4, attention at the two coarser levels), AdamW 1e-4, batch 64, EMA 0.9999 — Rombach et
+al.'s settings scaled to one GPU. Explicit parameters override the preset. The first stage is
+trained without the perceptual and GAN losses (no pretrained network may be downloaded), so
+decoded samples are softer than the original LDM's. Checkpoints of the former hand-written
+UNet (ldm < 0.3) are refused with the configuration-mismatch error (they lack ``networks``).
 """
 
 from __future__ import annotations
@@ -73,14 +77,15 @@ from .training import (
     to_unit,
     torch_generator,
 )
+from .vq import VQAutoencoder
 from .vqvae2 import dihedral
 
 __all__ = ["LDM", "ddim_scheduler"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "ae_channels": 16,
-        "ae_mults": [1, 1, 2, 2],
+        "ae_channels": 32,
+        "ae_res_channels": 8,
         "ae_n_res": 1,
         "codebook_size": 64,
         "code_dim": 4,
@@ -99,7 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "paper": {
         "ae_channels": 128,
-        "ae_mults": [1, 2, 2, 4],
+        "ae_res_channels": 64,
         "ae_n_res": 2,
         "codebook_size": 16384,
         "code_dim": 4,
@@ -117,11 +122,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cond_dropout": 0.1,
     },
 }
-DOWNSAMPLE = 8  # the first stage's spatial compression (LDM "f8": four levels, three halvings)
-AE_LEVELS = 4
-# Written into every checkpoint's configuration: checkpoints of the hand-written networks
+DOWNSAMPLE = 8  # the first stage's spatial compression (LDM "f8")
+# Written into every checkpoint's configuration: checkpoints of the hand-written UNet
 # (ldm < 0.3) lack it and are refused by the configuration check before any weight is read.
-NETWORKS = "diffusers VQModel + UNet2DModel"
+NETWORKS = "vq.VQAutoencoder + diffusers UNet2DModel"
 # LDM's noise schedule and DDIM discretisation (ldm/models/diffusion/ddim.py "uniform").
 SCHEDULE = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
 DDIM = {"timestep_spacing": "leading", "steps_offset": 1, "set_alpha_to_one": False,
@@ -137,24 +141,15 @@ def _levels(value: Any) -> str | None:
     return None if value is None or ok else f"must be a list of level indices >= 0, got {value!r}"
 
 
-def _ae_mults(value: Any) -> str | None:
-    ok = (isinstance(value, list) and len(value) == AE_LEVELS
-          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
-    return None if value is None or ok else (
-        f"must be {AE_LEVELS} channel multipliers > 0 (one per level of the {DOWNSAMPLE}× "
-        f"first stage), got {value!r}")
-
-
 def _groups(channels: int) -> int:
-    """GroupNorm groups for a network whose widths are multiples of ``channels``: the largest
-    divisor of ``channels`` up to min(32, channels / 4), i.e. about 4+ channels per group."""
+    """GroupNorm groups for a UNet whose widths are multiples of ``channels``: the largest
+    divisor of ``channels`` up to min(32, channels / 4), i.e. 4 or more channels a group."""
     cap = max(1, min(32, channels // 4))
     return max(g for g in range(1, cap + 1) if channels % g == 0)
 
 
 def _diffusers() -> Any:
-    return require_module("diffusers", "diffusion", "ldm",
-                          "its VQ autoencoder, UNet and schedulers")
+    return require_module("diffusers", "diffusion", "ldm", "its UNet and schedulers")
 
 
 def ddim_scheduler(timesteps: int, steps: int, device: torch.device | None = None) -> Any:
@@ -166,19 +161,18 @@ def ddim_scheduler(timesteps: int, steps: int, device: torch.device | None = Non
 
 
 class LDM(Generator):
-    """Latent diffusion on diffusers: VQ-f8 ``VQModel``, class-conditional ``UNet2DModel``,
-    DDPM training, DDIM sampling."""
+    """Latent diffusion: VQ-f8 first stage, class-conditional diffusers ``UNet2DModel``, DDPM
+    training, DDIM sampling (diffusers' schedulers)."""
 
     name = "ldm"
-    # 0.3: diffusers VQModel/UNet2DModel/schedulers replace the hand-written networks
+    # 0.3: diffusers' UNet2DModel and DDPM/DDIM schedulers replace the hand-written ones
     # 0.2: exact resume (RNG states in resume checkpoints)
     version = "0.3.0"
-    description = "latent diffusion on diffusers (VQ-f8 first stage, class-conditional UNet, DDIM)"
+    description = "latent diffusion (VQ 8× first stage, diffusers class-conditional UNet, DDIM)"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(
             PRESETS,
-            {"unet_attention": _levels, "ema_decay": _fraction, "cond_dropout": _fraction,
-             "ae_mults": _ae_mults},
+            {"unet_attention": _levels, "ema_decay": _fraction, "cond_dropout": _fraction},
         ),
         "augment": Param(True, bool, "random flips/90° rotations while training"),
     }
@@ -219,23 +213,18 @@ class LDM(Generator):
         c, h, w = image_shape
         cfg = self.config
         self.require_image_size(h, w)
-        diffusers = _diffusers()
-        ae = diffusers.VQModel(
-            in_channels=c,
-            out_channels=c,
-            down_block_types=("DownEncoderBlock2D",) * AE_LEVELS,
-            up_block_types=("UpDecoderBlock2D",) * AE_LEVELS,
-            block_out_channels=tuple(cfg["ae_channels"] * m for m in cfg["ae_mults"]),
-            layers_per_block=cfg["ae_n_res"],
-            latent_channels=cfg["code_dim"],
-            vq_embed_dim=cfg["code_dim"],
-            num_vq_embeddings=cfg["codebook_size"],
-            norm_num_groups=_groups(cfg["ae_channels"]),
-            sample_size=max(h, w),
+        ae = VQAutoencoder(
+            c,
+            cfg["ae_channels"],
+            cfg["ae_res_channels"],
+            cfg["ae_n_res"],
+            DOWNSAMPLE,
+            cfg["codebook_size"],
+            cfg["code_dim"],
         )
         width, levels = cfg["unet_channels"], range(len(cfg["unet_mults"]))
         attention = set(cfg["unet_attention"])
-        unet = diffusers.UNet2DModel(
+        unet = _diffusers().UNet2DModel(
             sample_size=(h // DOWNSAMPLE, w // DOWNSAMPLE),
             in_channels=cfg["code_dim"],
             out_channels=cfg["code_dim"],
@@ -294,9 +283,8 @@ class LDM(Generator):
             if c["augment"]:
                 x = dihedral(x, int(torch.randint(8, (1,), generator=ae_trainer.data_rng)))
             with ae_trainer.autocast():
-                out = ae(x)
-                recon, vq_loss = out.sample.float(), out.commit_loss.float().mean()
-                recon_loss = F.mse_loss(recon, x) + F.l1_loss(recon, x)
+                recon, vq_loss, _ = ae(x)
+                recon_loss = F.mse_loss(recon.float(), x) + F.l1_loss(recon.float(), x)
                 loss = recon_loss + vq_loss
             ae_trainer.backward(loss, ae_opt)
             return {"recon": recon_loss, "vq": vq_loss}
@@ -356,7 +344,7 @@ class LDM(Generator):
 
     @torch.no_grad()
     def _encode_all(
-        self, ae: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device
+        self, ae: VQAutoencoder, images: torch.Tensor, labels: torch.Tensor, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Continuous latents of the training images (all 8 dihedral views when augmenting)."""
         ae.eval()
@@ -366,7 +354,7 @@ class LDM(Generator):
             x = to_unit(images[start : start + 256], device)
             for k in views:
                 with autocast(device):
-                    out.append(ae.encode(dihedral(x, k)).latents.float().cpu())
+                    out.append(ae.encode_latent(dihedral(x, k)).float().cpu())
                 ys.append(labels[start : start + 256])
         return torch.cat(out), torch.cat(ys)
 
@@ -410,7 +398,7 @@ class LDM(Generator):
                     else:
                         eps = unet(z, t, class_labels=labels).sample.float()
                     z = scheduler.step(eps, t, z, eta=params["eta"], generator=gen).prev_sample
-                images = ae.decode(z / self.models.latent_scale).sample  # quantises, decodes
+                images = ae.decode_latent(z / self.models.latent_scale)  # quantises, decodes
             out.append(from_unit(images))
         return np.concatenate(out)
 
