@@ -1,13 +1,15 @@
-"""The ``ldm`` family before and after it moved onto diffusers' networks, side by side.
+"""The ``ldm`` family before and after it moved onto diffusers' UNet and schedulers, side by side.
 
 One process trains both implementations on LC25000 at 64 px with the same training budget
 (steps, batch size, learning rates: the ``tiny`` preset with the ``lc25000-lite`` suite's step
 counts by default), the same seed, device and thread count, then samples the held-out split's
 class counts from each and measures:
 
-* seconds per training step: the median over the steps of each stage (the step function the
-  plugin hands its Trainer, timed here: forward, backward, optimiser; not the checkpoint
-  writes), and the ratio new / old;
+* seconds per training step of each stage (the step function the plugin hands its Trainer:
+  forward, backward, optimiser; not the checkpoint writes), and the ratio new / old: the median
+  over the fit's steps, and the median over ``--repeats`` more steps run after both fits with
+  old and new alternating (ABBA), so that load from other processes on a shared machine
+  falls on both alike — the figure to trust there;
 * the fit's wall time (both stages, latent encoding, checkpoints) and the sampling time;
 * the first stage alone: L1 reconstruction error on the held-out tiles (in [-1, 1] units) and
   the number of distinct codes it uses there;
@@ -17,12 +19,16 @@ class counts from each and measures:
   class-matched subset of training tiles vs the held-out tiles). With N = 243 < 1280
   features every FID is biased upward and comparable only within one run.
 
-"old" is ``plugins/generators`` as of ``--old-rev`` (the hand-written UNet, DDPM/DDIM maths
-and VQ-VAE first stage), extracted with ``git archive`` into a temporary folder and imported
-under a private name; "new" is this checkout. The split is the ``lc25000`` plugin's
-group-aware 80/20 one (seed 0), as in ``bench/generator_evidence.py``.
+"old" is ``plugins/generators`` as of ``--old-rev`` (default: the hand-written UNet and
+DDPM/DDIM maths), extracted with ``git archive`` into a temporary folder and imported under a
+private name; "new" is this checkout. Both use the same VQ first stage code, so with the same
+seed their first-stage figures agree and the rest isolates the UNet and schedulers.
+``--old-rev d3f4aa1`` compares diffusers' ``VQModel`` first stage instead (the variant that
+was tried and dropped). The split is the ``lc25000`` plugin's group-aware 80/20 one (seed 0),
+as in ``bench/generator_evidence.py``.
 
-    python bench/ldm_libraries.py                                  # CPU, 1 thread, ~10 min
+    python bench/ldm_libraries.py                                  # CPU, 1 thread, ~8 min
+    python bench/ldm_libraries.py --old-rev d3f4aa1                # vs diffusers' VQModel
     python bench/ldm_libraries.py --ae-steps 100 --unet-steps 200  # a quick look
 """
 
@@ -36,6 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -58,14 +65,28 @@ OLD_REV = "7bb348c"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lc25000"
 
 
-def timed_trainer(module: ModuleType) -> dict[str, list[float]]:
-    """Make ``module``'s Trainer record the seconds of every step, per stage tag."""
+StepFn = Callable[[int], Any]
+
+
+def timed_step(step_fn: StepFn, i: int) -> float:
+    """Seconds of one training step, including the host sync Trainer.run does after it."""
+    start = time.perf_counter()
+    for value in step_fn(i).values():
+        if isinstance(value, torch.Tensor):
+            float(value.detach().float().item())
+    return time.perf_counter() - start
+
+
+def timed_trainer(module: ModuleType) -> tuple[dict[str, list[float]], dict[str, StepFn]]:
+    """Make ``module``'s Trainer record the seconds of every step, per stage tag, and keep
+    each stage's step function (to time more steps after the fit)."""
     base = module.Trainer
     seconds: dict[str, list[float]] = {}
+    step_fns: dict[str, StepFn] = {}
 
     class Timed(base):  # type: ignore[misc, valid-type]
-        def run(self, step_fn: Any) -> dict[str, Any]:
-            record = seconds.setdefault(self.tag, [])
+        def run(self, step_fn: StepFn) -> dict[str, Any]:
+            record, step_fns[self.tag] = seconds.setdefault(self.tag, []), step_fn
 
             def step(i: int) -> Any:
                 start = time.perf_counter()
@@ -79,7 +100,16 @@ def timed_trainer(module: ModuleType) -> dict[str, list[float]]:
             return super().run(step)
 
     module.Trainer = Timed
-    return seconds
+    return seconds, step_fns
+
+
+def interleaved(old: StepFn, new: StepFn, repeats: int, start: int) -> tuple[float, float]:
+    """Median seconds per step of ``old`` and ``new`` run alternately (old new new old ...)."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for r in range(repeats):
+        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+            times[which].append(timed_step((old, new)[which], start + r))
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 @torch.no_grad()
@@ -100,7 +130,7 @@ def measure(label: str, module: ModuleType, params: dict[str, Any], train: Image
             test: ImageSet, names: list[str], encoder: EfficientNetLite0,
             test_features: np.ndarray, ddim_steps: int, seed: int) -> dict[str, Any]:
     """Fit ``module.LDM`` on ``train``, sample the held-out counts, measure everything."""
-    seconds = timed_trainer(module)
+    seconds, step_fns = timed_trainer(module)
     with tempfile.TemporaryDirectory() as work:
         ctx = RunContext(device="cpu", seed=seed, workdir=Path(work))
         generator = module.LDM(**params)
@@ -123,6 +153,7 @@ def measure(label: str, module: ModuleType, params: dict[str, Any], train: Image
         "kid": kid(test_features, features, device="cpu")["kid_mean"],
     }
     print(f"{label}: " + json.dumps(result, default=float), flush=True)
+    result["step_fns"] = step_fns  # popped by main
     return result
 
 
@@ -134,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, default=2000, help="UNet steps (2000)")
     parser.add_argument("--ddim-steps", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=60,
+                        help="alternating old/new steps timed after the fits (60)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
     parser.add_argument("--old-rev", default=OLD_REV, help=f"git revision of 'old' ({OLD_REV})")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -153,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         for c, n in enumerate(test.counts(len(names)))])
     floor = encoder.encode(train.images[matched], ctx)
     params = {"preset": "tiny", "ae_steps": args.ae_steps, "unet_steps": args.unet_steps}
+    diffusers = importlib.import_module("diffusers")
+    for name in ("UNet2DModel", "DDPMScheduler", "DDIMScheduler"):
+        getattr(diffusers, name)  # import them before any clock starts (seconds, not steps)
     report: dict[str, Any] = {
         "command": " ".join(sys.argv), "old_rev": args.old_rev, "threads": args.threads,
-        "torch": torch.__version__, "diffusers": importlib.import_module("diffusers").__version__,
+        "torch": torch.__version__, "diffusers": diffusers.__version__,
         "n_train": len(train), "n_heldout": len(test), "params": params,
         "ddim_steps": args.ddim_steps, "seed": args.seed,
         "fid_real_matched_vs_heldout": fid(test_features, floor, device="cpu"),
@@ -168,17 +204,24 @@ def main(argv: list[str] | None = None) -> int:
         load_generators(checkout_revision(args.old_rev, Path(tmp)), "_ldm_old")
         old_ldm = importlib.import_module("_ldm_old.ldm")
         common = (train, test, names, encoder, test_features, args.ddim_steps, args.seed)
-        report["old"] = measure(f"old ({args.old_rev}, hand-written)", old_ldm, params, *common)
-    report["new"] = measure("new (diffusers)", new_ldm, params, *common)
+        report["old"] = measure(f"old ({args.old_rev})", old_ldm, params, *common)
+    report["new"] = measure("new (this checkout)", new_ldm, params, *common)
 
     old, new = report["old"], report["new"]
+    old_fns, new_fns = old.pop("step_fns"), new.pop("step_fns")
+    for tag in ("autoencoder", "unet"):  # continues training both: after every measurement
+        steps = args.ae_steps if tag == "autoencoder" else args.unet_steps
+        a, b = interleaved(old_fns[tag], new_fns[tag], args.repeats, steps)
+        old.setdefault("step_seconds_interleaved", {})[tag] = a
+        new.setdefault("step_seconds_interleaved", {})[tag] = b
     print(f"\nLDM on LC25000 {args.resolution} px, tiny preset, {args.ae_steps} + "
           f"{args.unet_steps} steps, batch 16, seed {args.seed}, {args.threads} CPU thread(s)")
     print(f"{'':34}{'old':>10}{'new':>10}{'new/old':>9}")
-    for tag, name in (("autoencoder", "s/step first stage (median)"),
-                      ("unet", "s/step UNet (median)")):
-        a, b = old["step_seconds_median"][tag], new["step_seconds_median"][tag]
-        print(f"{name:34}{a:10.4f}{b:10.4f}{b / a:9.2f}")
+    for tag, stage in (("autoencoder", "first stage"), ("unet", "UNet")):
+        for key, how in (("step_seconds_interleaved", "alternating"),
+                         ("step_seconds_median", "during fit")):
+            a, b = old[key][tag], new[key][tag]
+            print(f"{f's/step {stage}, {how}':34}{a:10.4f}{b:10.4f}{b / a:9.2f}")
     for key, name in (("fit_seconds", "fit wall time, s"), ("sample_seconds",
                       f"sampling {len(test)} images, s")):
         print(f"{name:34}{old[key]:10.1f}{new[key]:10.1f}{new[key] / old[key]:9.2f}")
