@@ -21,6 +21,7 @@ __all__ = [
     "prefer_passive_openmp",
     "resolve_device",
     "reuse_cpu_memory",
+    "shared_tensor",
     "torch_device",
 ]
 
@@ -186,3 +187,22 @@ def reuse_cpu_memory(device: Any = "cpu") -> Iterator[None]:
                 lib.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
                 lib.mallopt(M_TRIM_THRESHOLD, TRIM_AFTER)
                 lib.malloc_trim(0)
+
+
+def shared_tensor(array: Any) -> torch.Tensor:
+    """A CPU tensor sharing a numpy array's memory, also when the array is read-only.
+
+    The runner hands plugins memory-mapped (read-only) splits and cached features; copying them
+    to silence torch's "not writable" warning would double the memory of a 30,000-image set.
+    Nothing that calls this writes to the tensor (it is read, indexed, copied to a device). The
+    warning would otherwise fire once per process — so on a cluster once per worker — and be
+    recorded as a flag of whichever unit hit it first.
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(array))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from medsynbench.devices import torch_device
+from medsynbench.devices import shared_tensor, torch_device
 from medsynbench.errors import GeneratorError
 from medsynbench.kinds import RunContext
 from medsynbench.params import Param
@@ -133,18 +132,6 @@ def prepare_module(module: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return module
-
-
-def shared_tensor(array: np.ndarray) -> torch.Tensor:
-    """A CPU tensor sharing ``array``'s memory, also when it is read-only.
-
-    The runner hands generators memory-mapped (read-only) splits; copying them to silence
-    torch's "not writable" warning would double the memory of a 30,000-image set. Nothing
-    here writes to these tensors (they are only read, indexed and copied to the device).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.as_tensor(np.asarray(array))
 
 
 def to_unit(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

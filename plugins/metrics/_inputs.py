@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from medsynbench.devices import torch_device
+from medsynbench.devices import shared_tensor, torch_device
 from medsynbench.errors import DataError, ParameterError
 
 __all__ = [
@@ -57,10 +57,8 @@ def to_tensor(x: ArrayLike, name: str) -> torch.Tensor:
                             "integer codes")
         if x.dtype.byteorder not in "=|":
             x = x.astype(x.dtype.newbyteorder("="))
-        with warnings.catch_warnings():
-            # Read-only memory maps (cached features) are fine: metrics never write to inputs.
-            warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
-            return torch.from_numpy(np.ascontiguousarray(x))
+        # Read-only memory maps (cached features) are fine: metrics never write to inputs.
+        return shared_tensor(np.ascontiguousarray(x))
     if isinstance(x, (list, tuple)):
         return to_tensor(np.asarray(x), name)
     raise DataError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medsynbench.devices import cpu_threads, torch_device
+from medsynbench.devices import cpu_threads, shared_tensor, torch_device
 from medsynbench.errors import TaskError
 from torch import nn
 
@@ -126,8 +126,9 @@ def seeded(seed: int) -> Iterator[torch.Generator]:
 
 
 def to_device_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 numpy N×C×H×W (possibly memory-mapped) → contiguous uint8 tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    """uint8 numpy N×C×H×W (possibly memory-mapped, read-only) → contiguous uint8 tensor on
+    ``device`` (no copy on the CPU: :func:`~medsynbench.devices.shared_tensor`)."""
+    return shared_tensor(np.ascontiguousarray(images)).to(device)
 
 
 def _autocast(cfg: TrainConfig) -> torch.autocast:

@@ -104,3 +104,19 @@ def test_recalibration_sees_the_variance_between_classes_of_a_class_sorted_set()
     whole_var = everything.var(dim=(0, 2, 3))
     assert torch.allclose(first.running_var, whole_var, rtol=0.2), (first.running_var, whole_var)
     assert torch.allclose(first.running_mean, everything.mean(dim=(0, 2, 3)), rtol=0.05, atol=1e-3)
+
+
+def test_read_only_images_become_tensors_without_a_warning_or_a_copy():
+    """Memory-mapped splits are read-only: no "not writable" warning (on a cluster it fired once
+    per worker and became a flag of whichever unit hit it first), and no copy on the CPU."""
+    import warnings
+
+    import torch
+    from medsynbench.plugins.tasks.training import to_device_tensor
+
+    images = np.zeros((4, 1, 8, 8), dtype=np.uint8)
+    images.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = to_device_tensor(images, torch.device("cpu"))
+    assert tensor.data_ptr() == images.ctypes.data
