@@ -26,7 +26,7 @@ which a CPU generator cannot feed on CUDA.
 was the first choice (commit d3f4aa1; ``python bench/ldm_libraries.py --old-rev d3f4aa1``
 compares it): on LC25000 64 px at the ``lc25000-lite`` budget (tiny preset, 600 steps) its
 gradient-trained codebook is under-used (42 of 64 codes on the held-out tiles) and it
-reconstructs them worse (L1 0.255 vs 0.160 in [-1, 1]) at 15× the CPU time per step; LDM
+reconstructs them worse (L1 0.255 vs 0.160 in [-1, 1]) at 11-16× the CPU time per step; LDM
 trains it for days with perceptual and GAN losses that cannot be used offline. MONAI's
 ``VQVAE`` would add the ``[monai]`` extra to ``[diffusion]`` for what the shared EMA VQ already
 does. Needs ``pip install 'medsynbench[diffusion]'``.
