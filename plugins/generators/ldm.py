@@ -165,9 +165,11 @@ class LDM(Generator):
     training, DDIM sampling (diffusers' schedulers)."""
 
     name = "ldm"
+    # 0.3.1: first stage back to the shared EMA VQ (0.3.0 briefly used diffusers' VQModel under
+    #        the same version: a new number so no cache serves those units)
     # 0.3: diffusers' UNet2DModel and DDPM/DDIM schedulers replace the hand-written ones
     # 0.2: exact resume (RNG states in resume checkpoints)
-    version = "0.3.0"
+    version = "0.3.1"
     description = "latent diffusion (VQ 8× first stage, diffusers class-conditional UNet, DDIM)"
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(
