@@ -44,12 +44,17 @@ def board(results: dict[str, Any]) -> str:
     stack = manifest.get("float_stack") or {}
     cpu = stack.get("cpu") if isinstance(stack.get("cpu"), dict) else {}
     real_only = (verdict.get("real_only") or {}).get("augmentation") or {}
+    units = manifest.get("stage_units") or {}
+    cached = sum(int(c.get("cached", 0)) for c in units.values())
+    total = cached + sum(int(c.get("computed", 0)) for c in units.values())
+    cache_note = ("with an empty cache" if cached == 0 else
+                  f"reading {cached} of {total} units from the cache")
     lines = [
         f"Board of a demo run on: {cpu.get('model') or manifest.get('platform')} "
         f"({manifest.get('cpu_count')} cores), device {manifest.get('device')}, "
         f"cpu_threads {manifest.get('cpu_threads')}, torch {manifest.get('torch')}, float stack "
         f"`{manifest.get('float_stack_id')}`, commit `{str(manifest.get('git_commit'))[:12]}`, "
-        f"wall {manifest.get('wall_seconds', 0) / 60:.1f} min with an empty cache. "
+        f"wall {manifest.get('wall_seconds', 0) / 60:.1f} min {cache_note}. "
         f"Real-only accuracy {real_only.get('mean_pct', float('nan')):.2f}% "
         f"(mean of {real_only.get('seeds')} seeds).",
         "",
