@@ -37,7 +37,7 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subproce
 
 def _comparable(results: dict) -> dict:
     """What must not depend on where units ran: every entry's numbers, the real-only arm."""
-    drop = {"timings", "efficiency", "fit", "params"}  # params: log files and markers differ
+    drop = {"timings", "efficiency", "fit", "params", "units"}  # params (so keys): logs, markers
     entries = [{k: v for k, v in e.items() if k not in drop} for e in results["entries"]]
     return {"entries": entries, "real_only": results["real_only"],
             "dataset": results["dataset"]}
