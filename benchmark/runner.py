@@ -77,13 +77,14 @@ class UnitJob:
             return runner.build(unit)
 
 
-_WORKER_RUNNERS: dict[tuple[str, str, str, str, tuple[str, ...]], Runner] = {}
+_WORKER_RUNNERS: dict[tuple[str, str, str, str, tuple[str, ...], int], Runner] = {}
 
 
 def _worker_runner(job: UnitJob) -> Runner:
     """One runner per job and worker process: its plan, data and encoders are reused across the
     units the worker builds."""
-    key = (job.suite.hash, str(job.suite.path), str(job.cache_dir), job.device, job.only)
+    key = (job.suite.hash, str(job.suite.path), str(job.cache_dir), job.device, job.only,
+           job.data_parallel)
     if key not in _WORKER_RUNNERS:
         from .registry import get_registry
 
