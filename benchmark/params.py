@@ -15,7 +15,17 @@ from typing import Any
 
 from .errors import ParameterError
 
-__all__ = ["Param", "did_you_mean", "type_name", "validate_params"]
+__all__ = [
+    "Param",
+    "at_least",
+    "did_you_mean",
+    "in_range",
+    "nonnegative",
+    "positive",
+    "positive_int",
+    "type_name",
+    "validate_params",
+]
 
 _MISSING: Any = object()
 
@@ -50,6 +60,68 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is _MISSING
+
+
+Check = Callable[[Any], str | None]
+
+
+def at_least(low: float, *, strict: bool = False) -> Check:
+    """A ``Param.check``: the value must be ≥ ``low`` (> ``low`` when ``strict``).
+
+    A list (a per-level or per-class setting) must hold numbers that all satisfy it; ``None``
+    passes (a nullable parameter's "not set"). The message names the bound and the value:
+    ``must be > 0, got -1``.
+    """
+    sign = ">" if strict else "≥"
+
+    def check(value: Any) -> str | None:
+        numbers = _numbers(value)
+        if isinstance(numbers, str):
+            return numbers
+        if all(v > low if strict else v >= low for v in numbers):
+            return None
+        return f"must be {sign} {low:g}, got {value!r}"
+
+    return check
+
+
+def in_range(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
+    """A ``Param.check``: the value must lie in the interval, written the usual way in the
+    message: ``must be in (0, 1], got 1.5``. Lists and ``None`` as in :func:`at_least`."""
+    text = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def check(value: Any) -> str | None:
+        numbers = _numbers(value)
+        if isinstance(numbers, str):
+            return numbers
+        above = all(v > low if low_open else v >= low for v in numbers)
+        below = all(v < high if high_open else v <= high for v in numbers)
+        return None if above and below else f"must be in {text}, got {value!r}"
+
+    return check
+
+
+def _numbers(value: Any) -> list[float] | str:
+    """The numbers a check looks at ([] for None), or what is wrong with the value."""
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return f"must be numbers, got {value!r}"
+    return values
+
+
+def _positive_int(value: Any) -> str | None:
+    numbers = _numbers(value)
+    if isinstance(numbers, str) or all(v > 0 for v in numbers):
+        return None if not isinstance(numbers, str) else numbers
+    return f"must be a positive integer, got {value!r}"
+
+
+#: The checks most parameters need (a count, a rate, a weight).
+positive: Check = at_least(0, strict=True)
+nonnegative: Check = at_least(0)
+positive_int: Check = _positive_int
 
 
 def type_name(expected: type | tuple[type, ...]) -> str:

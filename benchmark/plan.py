@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Needs", "Plan", "Unit", "UnitOutcome", "build_in_order"]
+__all__ = ["Needs", "Plan", "Unit", "UnitOutcome", "build_in_order", "outcome_line"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,18 @@ class Plan:
         """The most pending units that can run at once (the widest wave)."""
         return max((len(w) for w in self.waves()), default=0)
 
+    @property
+    def to_dispatch(self) -> list[Unit]:
+        """The pending units an executor sends to workers: all but ``prepare``, which the
+        runner builds before planning (every key depends on the data)."""
+        return [u for u in self.pending if u.id != "prepare"]
+
+    def gpu_demand(self) -> tuple[int, int]:
+        """(the most GPUs one unit needs, how many units need any) among :attr:`to_dispatch`:
+        what a cluster executor checks against its GPUs before submitting anything."""
+        needing = [u.needs.gpus for u in self.to_dispatch if u.needs.gpus]
+        return max(needing, default=0), len(needing)
+
     def downstream(self, unit_id: str) -> set[str]:
         """Ids of every unit that reads ``unit_id``, directly or not."""
         found: set[str] = set()
@@ -175,3 +187,15 @@ def build_in_order(
         if outcome.fatal:
             break
     return outcomes
+
+
+def outcome_line(unit: Unit, outcome: UnitOutcome, where: str | None) -> tuple[bool, str] | None:
+    """How a remote executor reports a finished unit, as ``(ok, text)`` for ``ui.status``:
+    ``label (12.3s, where)`` or ``label: first line of the error``. A skipped unit gives None:
+    its failed input was reported already."""
+    if outcome.ok:
+        seconds = "cached" if outcome.cached else f"{outcome.seconds:.1f}s"
+        return True, f"{unit.label} ({seconds}, {where})" if where else f"{unit.label} ({seconds})"
+    if outcome.skipped:
+        return None
+    return False, f"{unit.label}: {(outcome.error or 'failed').splitlines()[0]}"

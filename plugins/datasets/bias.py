@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from medsynbench import DataSplits, ImageSet, Param
 from medsynbench.errors import ParameterError
+from medsynbench.params import in_range
 from PIL import Image
 
 __all__ = [
@@ -172,12 +173,10 @@ def mask_border(images: np.ndarray, fraction: float) -> np.ndarray:
     return out
 
 
-def _rate(value: float) -> str | None:
-    return None if 0.0 <= value <= 1.0 else f"must be in [0, 1], got {value}"
+_rate = in_range(0, 1)
 
 
-def _crop(value: float) -> str | None:
-    return None if 0.0 <= value < 0.5 else f"must be in [0, 0.5), got {value}"
+_crop = in_range(0, 0.5, high_open=True)
 
 
 BIAS_PARAMETERS: dict[str, Param] = {

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
+from medsynbench.params import in_range
 
 from .bias import BIAS_PARAMETERS, apply_bias
 from .files import FILE_PARAMETERS, FileDataset
@@ -114,7 +115,7 @@ class CheXpertPE(FileDataset):
         "sizes": Param("paper", str, "paper: cap splits at the study's counts × scale; "
                        "proportional: keep every image", choices=("paper", "proportional")),
         "scale": Param(1.0, float, "fraction of the study's split sizes (quick runs)",
-                       check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
+                       check=in_range(0, 1, low_open=True)),
         "split_seed": Param(0, int, "seed of the patient split (fixed: reproducible)"),
         "duplicates": DUPLICATES,
         **BIAS_PARAMETERS,

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
+from medsynbench.params import at_least, nonnegative
 from PIL import Image
 
 from .dicom import DicomSeries, group_series, order_series, read_series_hu
@@ -318,7 +319,7 @@ class CTMontage(FileDataset):
         "window_width": Param(None, float, "HU window width (overrides the preset)",
                               nullable=True),
         "n_montages": Param(20, int, "montages per volume",
-                            check=lambda v: None if v >= 1 else "must be >= 1"),
+                            check=at_least(1)),
         "slices_per_montage": Param(4, int, "axial slices per montage (a square number)",
                                     choices=(1, 4, 9, 16)),
         "short_volumes": Param("error", str, "volumes with fewer than n_montages × "
@@ -329,7 +330,7 @@ class CTMontage(FileDataset):
                                "from the layout)", nullable=True),
         "gap_tolerance": Param(0.1, float, "DICOM slice gaps may differ from their median by "
                                "this fraction of it (+0.01 mm; 1.0 accepts doubled gaps)",
-                               check=lambda v: None if v >= 0 else "must be >= 0"),
+                               check=nonnegative),
         "fit": Param("stretch", str, "unused for volumes (slices are resized)", choices=FITS),
         "on_error": Param("fail", str, "unreadable files or inconsistent series: fail or skip",
                           choices=("fail", "skip")),

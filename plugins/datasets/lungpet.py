@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import DataSplits, ImageSet, Param, RunContext
 from medsynbench.errors import DataError
+from medsynbench.params import at_least
 
 from .ct import (
     MONTAGE_SPLIT_PARAMETERS,
@@ -95,7 +96,7 @@ class LungPetCTDx(FileDataset):
         "root": Param(None, str, "folder holding slices/ and MANIFEST.csv", nullable=True),
         "resolution": Param(256, int, "montage side", check=_even_side),
         "n_montages": Param(7, int, "montages per series (7 = ⌊30/4⌋: the 30-slice series)",
-                            check=lambda v: None if v >= 1 else "must be >= 1"),
+                            check=at_least(1)),
         "slices_per_montage": Param(4, int, "slices per montage (a square number)",
                                     choices=(1, 4, 9, 16)),
         "short_volumes": Param("error", str, "series with fewer than n_montages × "

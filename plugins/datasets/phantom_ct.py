@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
 from medsynbench.data import SplitPlan
+from medsynbench.params import at_least, nonnegative
 from scipy import ndimage
 
 from .ct import WINDOWS, volume_to_montages, window_hu
@@ -106,13 +107,13 @@ class PhantomCT(Dataset):
         "resolution": Param(128, int, "montage side (2×2 tiles of side/2)",
                             check=lambda v: None if v >= 16 and v % 2 == 0 else "even, >= 16"),
         "n_train": Param(4, int, "training volumes per class",
-                         check=lambda v: None if v >= 1 else "must be >= 1"),
+                         check=at_least(1)),
         "n_val": Param(1, int, "validation volumes per class (0: no val split)",
-                       check=lambda v: None if v >= 0 else "must be >= 0"),
+                       check=nonnegative),
         "n_test": Param(2, int, "test volumes per class",
-                        check=lambda v: None if v >= 1 else "must be >= 1"),
+                        check=at_least(1)),
         "n_montages": Param(20, int, "montages per volume",
-                            check=lambda v: None if v >= 1 else "must be >= 1"),
+                            check=at_least(1)),
         "seed": Param(0, int, "generation seed"),
         "lesion_contrast": Param(60.0, float,
                                  "how many HU darker than their surroundings masses are"),

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
 from medsynbench.data import SplitPlan
+from medsynbench.params import in_range, nonnegative
 from PIL import Image
 from scipy import ndimage
 
@@ -166,8 +167,7 @@ def render_patch(
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def _check_count(value: int) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value}"
+_check_count = nonnegative
 
 
 class PhantomPathology(Dataset):
@@ -190,9 +190,9 @@ class PhantomPathology(Dataset):
         "n_test": Param(100, int, "test patches per class", check=_check_count),
         "seed": Param(0, int, "generation seed"),
         "mix": Param(0.25, float, "largest fraction of a patch showing another class's tissue",
-                     check=lambda v: None if 0 <= v <= 0.5 else "must be in [0, 0.5]"),
+                     check=in_range(0, 0.5)),
         "noise": Param(0.03, float, "std of additive pixel noise (fraction of 255)",
-                       check=lambda v: None if 0 <= v <= 0.5 else "must be in [0, 0.5]"),
+                       check=in_range(0, 0.5)),
     }
 
     def planned_splits(self) -> SplitPlan:

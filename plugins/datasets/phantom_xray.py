@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import Dataset, DataSplits, ImageSet, Param, RunContext
 from medsynbench.data import SplitPlan
+from medsynbench.params import in_range, nonnegative
 from PIL import Image
 from scipy import ndimage
 
@@ -41,16 +42,11 @@ CLASS_NAMES = ("normal", "pneumonia", "effusion")
 _SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 
 
-def _nonneg(value: int) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value}"
-
-
 def _resolution(value: int) -> str | None:
     return None if 16 <= value <= 2048 else f"must be between 16 and 2048 pixels, got {value}"
 
 
-def _rate(value: float) -> str | None:
-    return None if 0.0 <= value <= 1.0 else f"must be in [0, 1], got {value}"
+_rate = in_range(0, 1)
 
 
 def _smooth_noise(rng: np.random.Generator, side: int, cells: int) -> np.ndarray:
@@ -161,9 +157,9 @@ class PhantomXray(Dataset):
     parameters: ClassVar[dict[str, Param]] = {
         "classes": Param(2, int, "2: normal/pneumonia; 3: + effusion", choices=(2, 3)),
         "resolution": Param(64, int, "image side in pixels", check=_resolution),
-        "n_train": Param(500, int, "training images per class", check=_nonneg),
-        "n_val": Param(50, int, "validation images per class (0: no val split)", check=_nonneg),
-        "n_test": Param(200, int, "test images per class", check=_nonneg),
+        "n_train": Param(500, int, "training images per class", check=nonnegative),
+        "n_val": Param(50, int, "validation images per class (0: no val split)", check=nonnegative),
+        "n_test": Param(200, int, "test images per class", check=nonnegative),
         "seed": Param(0, int, "generation seed (images are a pure function of it)"),
         "lesion_contrast": Param(
             0.2, float, "brightness added by a finding; higher is easier", check=_rate

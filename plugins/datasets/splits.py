@@ -41,6 +41,7 @@ from medsynbench.hygiene import (
     duplicate_clusters,
     fingerprint,
 )
+from medsynbench.params import in_range
 
 from .dicom import read_header
 
@@ -60,14 +61,12 @@ __all__ = [
     "split_set",
 ]
 
-
-def _fraction(value: float) -> str | None:
-    return None if 0.0 <= value < 1.0 else f"must be in [0, 1), got {value}"
+_FRACTION = in_range(0, 1, high_open=True)
 
 
 SPLIT_PARAMETERS: dict[str, Param] = {
-    "val_fraction": Param(0.1, float, "fraction of images for the val split", check=_fraction),
-    "test_fraction": Param(0.2, float, "fraction of images for the test split", check=_fraction),
+    "val_fraction": Param(0.1, float, "fraction of images for the val split", check=_FRACTION),
+    "test_fraction": Param(0.2, float, "fraction of images for the test split", check=_FRACTION),
     "split_seed": Param(0, int, "seed of the random split (fixed: splits are reproducible)"),
     "group_split": Param(
         True, bool, "keep each group (patient, slide, source tile) on one side of the split"

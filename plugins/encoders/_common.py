@@ -31,16 +31,10 @@ from medsynbench.kinds import RunContext
 __all__ = [
     "check_images",
     "encode_batched",
-    "positive",
     "resolve_device",
     "sha256_of",
     "to_unit_rgb",
 ]
-
-
-def positive(value: int) -> str | None:
-    """Param check: a strictly positive integer."""
-    return None if value > 0 else f"must be a positive integer, got {value}"
 
 
 resolve_device = torch_device  # "auto" → cuda when available; ParameterError otherwise

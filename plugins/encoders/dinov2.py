@@ -30,10 +30,9 @@ from typing import ClassVar
 
 import torch
 from medsynbench.errors import WeightsError
-from medsynbench.params import Param
+from medsynbench.params import Param, positive_int
 from torch import nn
 
-from ._common import positive
 from .timm_encoder import TimmEncoder
 
 __all__ = ["DINOV2_MODELS", "DINOv2Encoder"]
@@ -63,7 +62,7 @@ class DINOv2Encoder(TimmEncoder):
                          "dinov2_vit*14*_pretrain.pth (overrides the caches)", nullable=True),
         "resolution": Param(224, int, "square input size in pixels (a multiple of 14; "
                             "dgm-eval: 224)",
-                            check=lambda v: positive(v) or (
+                            check=lambda v: positive_int(v) or (
                                 None if v % 14 == 0 else f"must be a multiple of 14, got {v}")),
     }
 

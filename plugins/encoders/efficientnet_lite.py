@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from medsynbench.errors import WeightsError
 from medsynbench.kinds import Encoder, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, positive_int
 from torch import nn
 
-from ._common import encode_batched, positive, resolve_device, to_unit_rgb
+from ._common import encode_batched, resolve_device, to_unit_rgb
 
 __all__ = ["EfficientNetLite0", "convert_lukemelas_state_dict", "package_weights_path"]
 
@@ -144,9 +144,9 @@ class EfficientNetLite0(Encoder):
     )
     parameters: ClassVar[dict[str, Param]] = {
         "resolution": Param(
-            224, int, "square input size in pixels (trained at 224)", check=positive
+            224, int, "square input size in pixels (trained at 224)", check=positive_int
         ),
-        "batch_size": Param(64, int, "images per forward pass", check=positive),
+        "batch_size": Param(64, int, "images per forward pass", check=positive_int),
         "weights": Param(
             None, str, f"path to {WEIGHTS_FILE}; default: the installed {PACKAGE}", nullable=True
         ),

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from medsynbench.errors import PluginError, WeightsError
 from medsynbench.kinds import Encoder, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, positive_int
 from torch import nn
 
-from ._common import encode_batched, positive, resolve_device, sha256_of, to_unit_rgb
+from ._common import encode_batched, resolve_device, sha256_of, to_unit_rgb
 from .timm_encoder import RANDOM_WEIGHTS_FLAG
 
 __all__ = ["FID_WEIGHTS_FILE", "FID_WEIGHTS_SHA256_PREFIX", "FID_WEIGHTS_URL", "InceptionFID"]
@@ -126,7 +126,7 @@ class InceptionFID(Encoder):
             "pytorch-fid: bilinear without antialias (comparable); antialias: antialiased",
             choices=("pytorch-fid", "antialias"),
         ),
-        "batch_size": Param(50, int, "images per forward pass", check=positive),
+        "batch_size": Param(50, int, "images per forward pass", check=positive_int),
         "amp": Param(False, bool, "float16 autocast on CUDA (faster, not bit-comparable)"),
         "seed": Param(0, int, "initialisation seed when pretrained = false"),
     }

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from medsynbench.errors import ParameterError, PluginError, WeightsError
 from medsynbench.kinds import Encoder, RunContext
-from medsynbench.params import Param, did_you_mean
+from medsynbench.params import Param, did_you_mean, positive_int
 from torch import nn
 
-from ._common import encode_batched, positive, resolve_device, to_unit_rgb
+from ._common import encode_batched, resolve_device, to_unit_rgb
 from .timm_encoder import RANDOM_WEIGHTS_FLAG
 
 __all__ = ["CHECKPOINT_NAMES", "OpenCLIPEncoder"]
@@ -96,8 +96,8 @@ class OpenCLIPEncoder(Encoder):
                      "mean/std only; nothing is downloaded)", nullable=True),
         "pretrained": Param(True, bool, "load the weights (false: random, flagged)"),
         "resolution": Param(None, int, "square input size; default the model's image size",
-                            nullable=True, check=positive),
-        "batch_size": Param(64, int, "images per forward pass", check=positive),
+                            nullable=True, check=positive_int),
+        "batch_size": Param(64, int, "images per forward pass", check=positive_int),
         "amp": Param(True, bool, "float16 autocast on CUDA (ignored on CPU)"),
         "seed": Param(0, int, "initialisation seed when pretrained = false"),
     }

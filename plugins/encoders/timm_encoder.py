@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from medsynbench.errors import ParameterError, WeightsError
 from medsynbench.kinds import Encoder, RunContext
-from medsynbench.params import Param, did_you_mean
+from medsynbench.params import Param, did_you_mean, positive_int
 from torch import nn
 
-from ._common import encode_batched, positive, resolve_device, to_unit_rgb
+from ._common import encode_batched, resolve_device, to_unit_rgb
 
 __all__ = ["RANDOM_WEIGHTS_FLAG", "TimmEncoder", "find_cached_weights"]
 
@@ -119,9 +119,9 @@ class TimmEncoder(Encoder):
         "weights": Param(None, str, "local weights file (overrides the caches)", nullable=True),
         "resolution": Param(
             None, int, "square input size; default the model's pretrained size",
-            nullable=True, check=positive,
+            nullable=True, check=positive_int,
         ),
-        "batch_size": Param(64, int, "images per forward pass", check=positive),
+        "batch_size": Param(64, int, "images per forward pass", check=positive_int),
         "amp": Param(True, bool, "float16 autocast on CUDA (ignored on CPU)"),
         "seed": Param(0, int, "initialisation seed when pretrained = false"),
     }

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from medsynbench.data import ImageSet
 from medsynbench.errors import DataError, ParameterError, WeightsError
 from medsynbench.kinds import Encoder, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, nonnegative, positive_int
 from medsynbench.plugins.generators.vq import VQAutoencoder
 
-from ._common import check_images, encode_batched, positive, resolve_device, to_unit_rgb
+from ._common import check_images, encode_batched, resolve_device, to_unit_rgb
 
 __all__ = ["CHECKPOINT", "VQVAECodes"]
 
@@ -50,10 +50,6 @@ def _power_of_two(value: int) -> str | None:
     return f"must be a power of two, got {value}"
 
 
-def _positive_float(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
-
-
 class VQVAECodes(Encoder):
     """Code maps (N×L integers) from a VQ-VAE fitted on the real training split."""
 
@@ -66,21 +62,20 @@ class VQVAECodes(Encoder):
     output: ClassVar[Literal["features", "codes"]] = "codes"
     needs_fit: ClassVar[bool] = True
     parameters: ClassVar[dict[str, Param]] = {
-        "codebook_size": Param(512, int, "number of codes", check=positive),
+        "codebook_size": Param(512, int, "number of codes", check=positive_int),
         "downsample": Param(8, int, "code map is 1/downsample of the input", check=_power_of_two),
-        "code_dim": Param(64, int, "size of each code vector", check=positive),
-        "channels": Param(128, int, "encoder/decoder width", check=positive),
-        "res_channels": Param(32, int, "hidden width of the residual blocks", check=positive),
-        "n_res": Param(2, int, "residual blocks in encoder and decoder", check=lambda v: None
-                       if v >= 0 else f"must be >= 0, got {v}"),
-        "steps": Param(3000, int, "training steps", check=positive),
-        "batch_size": Param(64, int, "images per training / encoding batch", check=positive),
-        "lr": Param(3e-4, float, "Adam learning rate", check=_positive_float),
+        "code_dim": Param(64, int, "size of each code vector", check=positive_int),
+        "channels": Param(128, int, "encoder/decoder width", check=positive_int),
+        "res_channels": Param(32, int, "hidden width of the residual blocks", check=positive_int),
+        "n_res": Param(2, int, "residual blocks in encoder and decoder", check=nonnegative),
+        "steps": Param(3000, int, "training steps", check=positive_int),
+        "batch_size": Param(64, int, "images per training / encoding batch", check=positive_int),
+        "lr": Param(3e-4, float, "Adam learning rate", check=positive_int),
         "decay": Param(0.99, float, "EMA decay of the codebook",
                        check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
-        "commitment": Param(0.25, float, "commitment loss weight", check=_positive_float),
+        "commitment": Param(0.25, float, "commitment loss weight", check=positive_int),
         "resolution": Param(None, int, "input size; default the training images' own size",
-                            nullable=True, check=positive),
+                            nullable=True, check=positive_int),
     }
 
     def check(self) -> None:

@@ -28,18 +28,12 @@ from typing import Any, ClassVar
 
 from medsynbench.errors import ExecutorError
 from medsynbench.kinds import Executor
-from medsynbench.params import Param
-from medsynbench.plan import Plan, UnitOutcome
+from medsynbench.params import Param, at_least, nonnegative
+from medsynbench.plan import Plan, UnitOutcome, outcome_line
 
 __all__ = ["RayExecutor", "check_reachable"]
 
-
-def _nonneg(value: int) -> str | None:
-    return None if value >= 0 else "must be ≥ 0"
-
-
-def _positive(value: int | None) -> str | None:
-    return None if value is None or value >= 1 else "must be ≥ 1"
+_POSITIVE = at_least(1)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -85,9 +79,9 @@ class RayExecutor(Executor):
                          "`ray start` runs on this machine) or HOST:PORT of its head; null: a "
                          "private Ray instance on this machine", nullable=True),
         "num_cpus": Param(None, int, "CPUs of the private instance (null: all of them); "
-                          "ignored with an address", nullable=True, check=_positive),
+                          "ignored with an address", nullable=True, check=_POSITIVE),
         "max_retries": Param(2, int, "times Ray re-runs a unit whose worker died; the unit "
-                             "resumes from its partial work directory", check=_nonneg),
+                             "resumes from its partial work directory", check=nonnegative),
     }
 
     def check(self) -> None:
@@ -124,12 +118,12 @@ class RayExecutor(Executor):
                 ray.shutdown()
 
     def _submit(self, plan: Plan, runner: Any, ray: Any) -> dict[str, UnitOutcome]:
-        pending = [u for u in plan.pending if u.id != "prepare"]
-        gpus_needed = max((u.needs.gpus for u in pending), default=0)
+        pending = plan.to_dispatch
+        gpus_needed, gpu_units = plan.gpu_demand()
         resources = ray.cluster_resources()
         if gpus_needed and resources.get("GPU", 0) < gpus_needed:
             raise ExecutorError(
-                f"{sum(1 for u in pending if u.needs.gpus)} units need a GPU (the run's device "
+                f"{gpu_units} units need a GPU (the run's device "
                 f"is cuda) but the Ray cluster has {resources.get('GPU', 0):g} GPUs (CPUs "
                 f"{resources.get('CPU', 0):g}); add GPU nodes, or run with --device cpu"
             )
@@ -155,11 +149,7 @@ class RayExecutor(Executor):
                     outcome = UnitOutcome(uid, False, error=f"Ray could not build {uid}: "
                                           f"{str(exc).splitlines()[0]}")
                 outcomes[uid] = outcome
-                unit = plan[uid]
-                if outcome.ok:
-                    seconds = "cached" if outcome.cached else f"{outcome.seconds:.1f}s"
-                    runner.ui.status(True, unit.stage, f"{unit.label} ({seconds}, {outcome.host})")
-                elif not outcome.skipped:
-                    runner.ui.status(False, unit.stage,
-                                     f"{unit.label}: {(outcome.error or '').splitlines()[0]}")
+                line = outcome_line(plan[uid], outcome, outcome.host)
+                if line is not None:
+                    runner.ui.status(line[0], plan[uid].stage, line[1])
         return outcomes

@@ -22,18 +22,10 @@ from typing import Any, ClassVar
 
 from medsynbench.errors import ExecutorError
 from medsynbench.kinds import Executor
-from medsynbench.params import Param
-from medsynbench.plan import Plan, UnitOutcome
+from medsynbench.params import Param, nonnegative, positive
+from medsynbench.plan import Plan, UnitOutcome, outcome_line
 
 __all__ = ["SlurmExecutor"]
-
-
-def _positive(value: int | float | None) -> str | None:
-    return None if value is None or value > 0 else "must be > 0"
-
-
-def _nonneg(value: int | None) -> str | None:
-    return None if value is None or value >= 0 else "must be ≥ 0"
 
 
 def _build_chunk(job: Any, unit_ids: list[str]) -> list[UnitOutcome]:
@@ -63,16 +55,16 @@ class SlurmExecutor(Executor):
                            nullable=True),
         "account": Param(None, str, "SLURM account", nullable=True),
         "qos": Param(None, str, "SLURM quality of service", nullable=True),
-        "time_minutes": Param(240, int, "time limit of one job", check=_positive),
+        "time_minutes": Param(240, int, "time limit of one job", check=positive),
         "gpus_per_node": Param(None, int, "GPUs per job (null: 1 when the run's device is "
-                               "cuda, else 0)", nullable=True, check=_nonneg),
+                               "cuda, else 0)", nullable=True, check=nonnegative),
         "cpus_per_task": Param(None, int, "CPUs per job (null: the suite's cpu_threads, or 1)",
-                               nullable=True, check=_positive),
+                               nullable=True, check=positive),
         "mem_gb": Param(None, float, "memory per job (null: the partition's default)",
-                        nullable=True, check=_positive),
-        "array_parallelism": Param(64, int, "array tasks running at once", check=_positive),
-        "units_per_job": Param(1, int, "units one job builds in a row", check=_positive),
-        "max_retries": Param(2, int, "resubmissions of a job that died", check=_nonneg),
+                        nullable=True, check=positive),
+        "array_parallelism": Param(64, int, "array tasks running at once", check=positive),
+        "units_per_job": Param(1, int, "units one job builds in a row", check=positive),
+        "max_retries": Param(2, int, "resubmissions of a job that died", check=nonnegative),
         "additional": Param({}, dict, "other sbatch options, e.g. { constraint = \"a100\" }"),
     }
 
@@ -87,13 +79,13 @@ class SlurmExecutor(Executor):
         import submitit
 
         job = runner.job()
-        pending = [u for u in plan.pending if u.id != "prepare"]
-        gpus_needed = max((u.needs.gpus for u in pending), default=0)
+        pending = plan.to_dispatch
+        gpus_needed, gpu_units = plan.gpu_demand()
         gpus = self.params["gpus_per_node"]
         gpus = gpus_needed if gpus is None else gpus
         if gpus_needed and gpus < gpus_needed:
             raise ExecutorError(
-                f"{sum(1 for u in pending if u.needs.gpus)} units need a GPU (the run's device "
+                f"{gpu_units} units need a GPU (the run's device "
                 f"is cuda) but executor 'slurm' asks for gpus_per_node = {gpus}; set "
                 "gpus_per_node ≥ 1 (and a GPU partition), or run with --device cpu"
             )
@@ -120,7 +112,7 @@ class SlurmExecutor(Executor):
         """One job array per wave; resubmit jobs that died; skip units whose input failed."""
         import submitit
 
-        if not plan.pending or plan.pending == [plan["prepare"]]:
+        if not plan.to_dispatch:
             return {}
         executor = self._executor(plan, runner)
         job = runner.job()
@@ -148,7 +140,10 @@ class SlurmExecutor(Executor):
                     try:
                         for outcome in submitted.result():
                             outcomes[outcome.id] = outcome
-                            self._report(plan, runner, outcome, submitted.job_id)
+                            line = outcome_line(plan[outcome.id], outcome,
+                                                f"job {submitted.job_id}")
+                            if line is not None:
+                                runner.ui.status(line[0], plan[outcome.id].stage, line[1])
                             if outcome.fatal:
                                 return outcomes
                     except (submitit.core.utils.UncompletedJobError,
@@ -163,13 +158,3 @@ class SlurmExecutor(Executor):
                 chunks = [[u for u in chunk if u not in outcomes] for chunk in died]
                 chunks = [c for c in chunks if c]
         return outcomes
-
-    @staticmethod
-    def _report(plan: Plan, runner: Any, outcome: UnitOutcome, job_id: str) -> None:
-        unit = plan[outcome.id]
-        if outcome.ok:
-            seconds = "cached" if outcome.cached else f"{outcome.seconds:.1f}s"
-            runner.ui.status(True, unit.stage, f"{unit.label} ({seconds}, job {job_id})")
-        elif not outcome.skipped:
-            runner.ui.status(False, unit.stage,
-                             f"{unit.label}: {(outcome.error or '').splitlines()[0]}")

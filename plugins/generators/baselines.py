@@ -21,10 +21,13 @@ from typing import Any, ClassVar
 import numpy as np
 from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError
+from medsynbench.params import in_range
 
 from .training import check_counts, require_fitted
 
 __all__ = ["ClassicalAugment", "CopyReal", "Noise"]
+
+_NONNEG_BELOW_ONE = in_range(0, 1, high_open=True)
 
 _META = "baseline.json"
 
@@ -131,10 +134,6 @@ class CopyReal(_RealImageBaseline):
         return ImageSet(np.ascontiguousarray(real.images[index]), real.labels[index])
 
 
-def _nonneg_below_one(value: float) -> str | None:
-    return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
-
-
 class ClassicalAugment(_RealImageBaseline):
     """Real training images with random flips, 90° rotations and contrast/brightness jitter."""
 
@@ -145,11 +144,11 @@ class ClassicalAugment(_RealImageBaseline):
         "flip": Param(True, bool, "random horizontal and vertical flips"),
         "rotate": Param(True, bool, "random 90° rotations (180° only for non-square images)"),
         "contrast": Param(
-            0.1, float, "contrast factor drawn from [1-x, 1+x]", check=_nonneg_below_one
+            0.1, float, "contrast factor drawn from [1-x, 1+x]", check=_NONNEG_BELOW_ONE
         ),
         "brightness": Param(
             0.1, float, "brightness shift drawn from [-x, x] of the full range",
-            check=_nonneg_below_one,
+            check=_NONNEG_BELOW_ONE,
         ),
     }
 

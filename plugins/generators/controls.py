@@ -28,21 +28,16 @@ import numpy as np
 from medsynbench import ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError, ParameterError
 from medsynbench.kinds import ImageSize
+from medsynbench.params import in_range, nonnegative, positive
 from scipy import ndimage
 
 from ..datasets.bias import BIAS_PARAMETERS, CLASS_SLOTS, burn_marker, marker_box, marker_slot
 from .baselines import _labels_for, _RealImageBaseline
-from .training import check_counts, positive
+from .training import check_counts
 
 __all__ = ["Blur", "HeldoutReal", "LabelSwap", "MarkerInject", "ModeCollapse", "NearCopy"]
 
-
-def _fraction(value: float) -> str | None:
-    return None if 0.0 < value <= 1.0 else f"must be in (0, 1], got {value}"
-
-
-def _nonneg_int(value: int) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value}"
+_FRACTION = in_range(0, 1, low_open=True)
 
 
 class HeldoutReal(_RealImageBaseline):
@@ -248,10 +243,10 @@ class MarkerInject(_RealImageBaseline):
     reference: ClassVar[str | None] = "control"
     parameters: ClassVar[dict[str, Param]] = {
         "rate": Param(1.0, float, "fraction of images that carry their class's marker",
-                      check=_fraction),
+                      check=_FRACTION),
         "marker_mode": BIAS_PARAMETERS["marker_mode"],
         "jitter": Param(1, int, "largest random marker offset in pixels (0: fixed position)",
-                        check=_nonneg_int),
+                        check=nonnegative),
     }
 
     def image_size(self) -> ImageSize:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError, ParameterError, WeightsError
-from medsynbench.params import did_you_mean
+from medsynbench.params import did_you_mean, positive
 
 from .byo import (
     DIGEST,
@@ -50,7 +50,7 @@ from .byo import (
     to_uint8,
     write_manifest,
 )
-from .training import check_counts, measure_sampling, positive, resolve_device, torch_generator
+from .training import check_counts, measure_sampling, resolve_device, torch_generator
 
 __all__ = ["Diffusers"]
 

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from medsynbench.data import ImageSet
 from medsynbench.kinds import Generator, ImageSize, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, in_range, positive
 from torch import nn
 
 from .byo import require_module
@@ -65,7 +65,6 @@ from .training import (
     check_counts,
     from_unit,
     measure_sampling,
-    positive,
     prepare_module,
     preset_parameters,
     require_fitted,
@@ -81,6 +80,8 @@ from .vq import VQAutoencoder
 from .vqvae2 import dihedral
 
 __all__ = ["LDM", "ddim_scheduler"]
+
+_FRACTION = in_range(0, 1, high_open=True)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -132,10 +133,6 @@ DDIM = {"timestep_spacing": "leading", "steps_offset": 1, "set_alpha_to_one": Fa
         "clip_sample": False}
 
 
-def _fraction(value: Any) -> str | None:
-    return None if value is None or 0 <= value < 1 else f"must be in [0, 1), got {value!r}"
-
-
 def _levels(value: Any) -> str | None:
     ok = isinstance(value, list) and all(isinstance(v, int) and v >= 0 for v in value)
     return None if value is None or ok else f"must be a list of level indices >= 0, got {value!r}"
@@ -174,7 +171,7 @@ class LDM(Generator):
     parameters: ClassVar[Mapping[str, Param]] = {
         **preset_parameters(
             PRESETS,
-            {"unet_attention": _levels, "ema_decay": _fraction, "cond_dropout": _fraction},
+            {"unet_attention": _levels, "ema_decay": _FRACTION, "cond_dropout": _FRACTION},
         ),
         "augment": Param(True, bool, "random flips/90° rotations while training"),
     }

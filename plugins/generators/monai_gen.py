@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import DataError, GeneratorError, ParameterError, WeightsError
+from medsynbench.params import positive
 
 from ..datasets.ct import montage_slices, tile_montages
 from .byo import (
@@ -54,7 +55,6 @@ from .training import (
     check_counts,
     class_seed,
     measure_sampling,
-    positive,
     resolve_device,
     torch_generator,
 )

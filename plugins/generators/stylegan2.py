@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from medsynbench import Generator, ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError
 from medsynbench.kinds import ImageSize
+from medsynbench.params import in_range, nonnegative
 
 from . import stylegan2_networks as nets
 from .rng import fit_rng
@@ -66,6 +67,8 @@ from .training import (
 
 __all__ = ["PRESETS", "StyleGAN2"]
 
+_PROBABILITY = in_range(0, 1)
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "kimg": 0.4, "batch_size": 8, "z_dim": 32, "mapping_layers": 2, "channel_base": 512,
@@ -82,16 +85,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 _CHECKPOINT = "stylegan2.pt"
 _SAMPLE_BATCH = 64
 _LOG_EVERY = 10  # steps between reading the losses back from the device
-
-
-
-
-def _nonnegative(value: float) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value}"
-
-
-def _probability(value: float) -> str | None:
-    return None if 0 <= value <= 1 else f"must be in [0, 1], got {value}"
 
 
 def _policy(value: str) -> tuple[str, ...]:
@@ -119,7 +112,7 @@ def _whole(value: Any) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "r1_gamma": _nonnegative, "style_mixing": _probability, "augment": _augment_check,
+    "r1_gamma": nonnegative, "style_mixing": _PROBABILITY, "augment": _augment_check,
     "r1_interval": _whole,
 }
 
@@ -252,7 +245,7 @@ class StyleGAN2(Generator):
     }
     sample_parameters: ClassVar[Mapping[str, Param]] = {
         "truncation": Param(1.0, float, "truncation ψ toward the class's mean w (1 = none, "
-                            "0 = the class mean only)", check=_nonnegative, sweepable=True),
+                            "0 = the class mean only)", check=nonnegative, sweepable=True),
         "noise_mode": Param("random", str, "noise inputs: 'random' (per image, from the "
                             "seed), 'const' (one fixed map per layer) or 'none'",
                             choices=("random", "const", "none")),

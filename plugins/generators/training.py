@@ -33,7 +33,7 @@ import torch
 from medsynbench.devices import shared_tensor, torch_device
 from medsynbench.errors import GeneratorError
 from medsynbench.kinds import RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, positive
 from torch import nn
 
 from .rng import rng_state, set_rng_state
@@ -176,16 +176,6 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int, key: int = 0) -
     epoch, position = divmod(step, n // size)
     order = torch.randperm(n, generator=torch_generator(seed, key, epoch))
     return order[position * size : (position + 1) * size]
-
-
-def positive(value: Any) -> str | None:
-    """Parameter check: a number (or list of numbers) > 0; None passes (nullable overrides)."""
-    if value is None:
-        return None
-    values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return f"must be numbers, got {value!r}"
-    return None if all(v > 0 for v in values) else f"must be > 0, got {value!r}"
 
 
 def preset_parameters(

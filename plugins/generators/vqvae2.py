@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from medsynbench.data import ImageSet
 from medsynbench.errors import GeneratorError
 from medsynbench.kinds import Generator, ImageSize, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, positive
 from torch import nn
 
 from .pixelcnn import GatedPixelCNN
@@ -38,7 +38,6 @@ from .training import (
     check_counts,
     from_unit,
     measure_sampling,
-    positive,
     prepare_module,
     preset_parameters,
     require_fitted,
@@ -84,8 +83,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
     },
 }
-
-
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 from medsynbench.errors import DataError
 from medsynbench.kinds import Metric, MetricInputs, Quantity, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, at_least
 
 from .frechet import fid, kid
 from .manifold import knn_privacy, prdc
@@ -25,9 +25,7 @@ __all__ = [
     "PRDCMetric",
 ]
 
-
-def _positive(value: int) -> str | None:
-    return None if value >= 1 else f"must be ≥ 1, got {value}"
+_POSITIVE = at_least(1)
 
 
 def _distance(inputs: MetricInputs) -> str:
@@ -58,9 +56,9 @@ class KIDMetric(Metric):
     description = "Kernel distance (KID): unbiased MMD², cubic polynomial kernel, subsets"
     input = "features"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "subsets": Param(100, int, "number of random subsets", check=_positive),
+        "subsets": Param(100, int, "number of random subsets", check=_POSITIVE),
         "subset_size": Param(1000, int, "points per subset (capped at the set sizes)",
-                             check=lambda v: None if v >= 2 else "must be ≥ 2"),
+                             check=at_least(2)),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {
         "kid_mean": Quantity("fidelity", False, "mean MMD² over subsets"),
@@ -81,7 +79,7 @@ class PRDCMetric(Metric):
     input = "any"
     parameters: ClassVar[Mapping[str, Param]] = {
         "k": Param(5, int, "nearest neighbours (5: Naeem et al.; 3: Kynkäänniemi et al.)",
-                   check=_positive, extra={"below_reference": True}),
+                   check=_POSITIVE, extra={"below_reference": True}),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {
         "precision": Quantity("fidelity", True, "synthetic inside the real k-NN manifold"),
@@ -103,7 +101,7 @@ class KNNPrivacyMetric(Metric):
     description = "k-NN fidelity F, privacy P, F^p (Hamming on codes, Euclidean on features)"
     input = "any"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "k": Param(5, int, "nearest neighbours defining the real manifold", check=_positive,
+        "k": Param(5, int, "nearest neighbours defining the real manifold", check=_POSITIVE,
                    extra={"below_reference": True}),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {

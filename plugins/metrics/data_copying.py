@@ -34,14 +34,14 @@ no cell has enough synthetic samples (C_T = 0/0) are :class:`DataError` naming t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 import torch
 from medsynbench.errors import DataError, ParameterError
 from medsynbench.kinds import Metric, MetricInputs, Quantity, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, at_least
 
 from ._inputs import ArrayLike, as_features, check_dims, check_pair, resolve_device
 from .knn import Points, iter_blocks
@@ -148,12 +148,6 @@ def data_copying(real: ArrayLike, fake: ArrayLike, heldout: ArrayLike, *, cells:
                                min_cell_samples)}
 
 
-def _at_least(low: int) -> Callable[[int], str | None]:
-    def check(value: int) -> str | None:
-        return None if value >= low else f"must be ≥ {low}, got {value}"
-    return check
-
-
 class DataCopyingMetric(Metric):
     """Meehan et al.'s C_T data-copying test against held-out real images."""
 
@@ -164,13 +158,13 @@ class DataCopyingMetric(Metric):
     input = "features"
     parameters: ClassVar[Mapping[str, Param]] = {
         "cells": Param(3, int, "k-means cells on the training features (dgm-eval: 3)",
-                       check=_at_least(1)),
+                       check=at_least(1)),
         "min_cell_samples": Param(20, int, "a cell enters C_T with more synthetic samples "
                                   "than this (τ·|Q| in the paper: 20)",
-                                  check=_at_least(0)),
+                                  check=at_least(0)),
         "pca_components": Param(64, int, "project features with more dimensions on this many "
                                 "principal components of the training set (0: never)",
-                                check=_at_least(0)),
+                                check=at_least(0)),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {
         "ct": Quantity("privacy", True, "C_T z-score: ≪ 0 copies training images, ≈ 0 "

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 from medsynbench.kinds import Metric, MetricInputs, Quantity, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, in_range
 
 from .frechet import fid
 from .radiomics import FEATURE_NAMES, radiomic_features
@@ -70,8 +70,7 @@ def frd(real_images: np.ndarray, fake_images: np.ndarray, *, bin_width: float = 
     return {"frd": fid(real_z, fake_z, device=device)}
 
 
-def _bin_width(value: float) -> str | None:
-    return None if 0 < value <= 255 else f"must be in (0, 255] grey levels, got {value}"
+_bin_width = in_range(0, 255, low_open=True)
 
 
 class FRDMetric(Metric):

@@ -63,12 +63,14 @@ from typing import ClassVar, Literal
 import numpy as np
 from medsynbench.errors import DataError
 from medsynbench.kinds import Metric, MetricInputs, Quantity, RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, in_range
 from scipy import ndimage
 
 from ..datasets.bias import band_width
 
 __all__ = ["MarkerRateMetric", "carries_marker", "erase_markers", "find_markers", "marker_rates"]
+
+_BAND = in_range(0, 0.5, low_open=True, high_open=True)
 
 _OPENING = 0.06  # background square, fraction of the side
 _MAX_SIZE = 0.25  # largest mark, fraction of the side (a 7-px glyph on a 32-px phantom: 0.22)
@@ -79,12 +81,7 @@ _ISOLATION = 3.0  # a mark's median top-hat over the 90th percentile of its ring
 _PEAK = 1.5  # a mark's brightest pixel rises at least this × ``contrast`` above the background
 
 
-def _band(value: float) -> str | None:
-    return None if 0.0 < value < 0.5 else f"must be in (0, 0.5), got {value}"
-
-
-def _contrast(value: float) -> str | None:
-    return None if 0.0 < value < 255.0 else f"must be in (0, 255) grey levels, got {value}"
+_contrast = in_range(0, 255, low_open=True, high_open=True)
 
 
 def _noise_sigma(grey: np.ndarray) -> float:
@@ -236,7 +233,7 @@ class MarkerRateMetric(Metric):
     default_encoder = None
     parameters: ClassVar[Mapping[str, Param]] = {
         "band": Param(0.17, float, "border band searched, fraction of the side (0.17 covers the "
-                      "Kermany markers at 128 px)", check=_band),
+                      "Kermany markers at 128 px)", check=_BAND),
         "contrast": Param(40.0, float, "grey levels a mark's ink must rise above the opened "
                           "background", check=_contrast),
     }

@@ -47,7 +47,7 @@ from medsynbench.data import DataSplits, ImageSet
 from medsynbench.devices import reuse_cpu_memory
 from medsynbench.errors import ParameterError, TaskError
 from medsynbench.kinds import RunContext, Task
-from medsynbench.params import Param
+from medsynbench.params import Param, nonnegative, positive, positive_int
 
 from ..datasets.bias import BIAS_PARAMETERS, crop_border
 from .classifiers import CLASSIFIERS, Classifier, build_classifier
@@ -67,18 +67,6 @@ from .training import (
 __all__ = ["CLASSIFIER_PARAMETERS", "SYNTHETIC_PARAMETERS", "ClassifierTask"]
 
 
-def _positive_int(value: int) -> str | None:
-    return None if value > 0 else f"must be a positive integer, got {value}"
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
-
-
-def _nonneg(value: float) -> str | None:
-    return None if value >= 0 else f"must be ≥ 0, got {value}"
-
-
 def _synthetic_ratio(value: float) -> str | None:
     if math.isfinite(value) and value > 0:
         return None
@@ -94,13 +82,13 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
         "small-cnn", str, "small-cnn (fast, CPU), resnet18, inception_v3 (the studies'), "
         "efficientnet_lite0 (ImageNet weights offline)", choices=CLASSIFIERS,
     ),
-    "epochs": Param(6, int, "training epochs", check=_positive_int),
-    "batch_size": Param(64, int, "images per optimisation step", check=_positive_int),
-    "lr": Param(2e-3, float, "Adam learning rate (cosine decay to 0)", check=_positive),
-    "weight_decay": Param(1e-4, float, "Adam weight decay", check=_nonneg),
+    "epochs": Param(6, int, "training epochs", check=positive_int),
+    "batch_size": Param(64, int, "images per optimisation step", check=positive_int),
+    "lr": Param(2e-3, float, "Adam learning rate (cosine decay to 0)", check=positive),
+    "weight_decay": Param(1e-4, float, "Adam weight decay", check=nonnegative),
     "image_size": Param(
         None, int, "classifier input side in pixels (default: native; 299 for inception_v3, "
-        "224 for efficientnet_lite0)", nullable=True, check=_positive_int,
+        "224 for efficientnet_lite0)", nullable=True, check=positive_int,
     ),
     "weights": Param(
         None, str, "torchvision ImageNet state dict for resnet18/inception_v3 (offline path); "
@@ -110,7 +98,7 @@ CLASSIFIER_PARAMETERS: dict[str, Param] = {
     "cpu_threads": Param(
         1, int, "torch CPU threads while this task runs (null: torch's default); 1 is fastest "
         "for the small CNN on a shared machine and keeps results independent of the core count",
-        nullable=True, check=_positive_int,
+        nullable=True, check=positive_int,
     ),
     "eval_split": Param("test", str, "real split the classifier is evaluated on",
                         extra={"split": True}),
@@ -137,7 +125,7 @@ SYNTHETIC_PARAMETERS: dict[str, Param] = {
     ),
     "count": Param(
         None, int, "synthetic images per class; overrides synthetic_ratio (null: use "
-        "synthetic_ratio)", nullable=True, check=_positive_int,
+        "synthetic_ratio)", nullable=True, check=positive_int,
     ),
 }
 

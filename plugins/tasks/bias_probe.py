@@ -55,7 +55,7 @@ import numpy as np
 from medsynbench.data import DataSplits, ImageSet
 from medsynbench.errors import TaskError
 from medsynbench.kinds import RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, in_range
 
 from ..datasets.bias import mask_border
 from ..metrics.marker import erase_markers
@@ -63,9 +63,7 @@ from .base import ClassifierTask
 
 __all__ = ["BiasProbe", "MaskedBiasProbe"]
 
-
-def _band(value: float) -> str | None:
-    return None if 0.0 < value < 0.5 else f"must be in (0, 0.5), got {value}"
+_BAND = in_range(0, 0.5, low_open=True, high_open=True)
 
 
 class BiasProbe(ClassifierTask):
@@ -153,7 +151,7 @@ class MaskedBiasProbe(ClassifierTask):
         ),
         "probe_border": Param(
             0.17, float, "border band masked or searched, fraction of the side (0.17 covers the "
-            "Kermany markers at 128 px)", check=_band,
+            "Kermany markers at 128 px)", check=_BAND,
         ),
     }
     scores: ClassVar[dict[str, str]] = {

@@ -33,16 +33,12 @@ import numpy as np
 from medsynbench.data import DataSplits, ImageSet
 from medsynbench.errors import ParameterError, TaskError
 from medsynbench.kinds import RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, positive
 
 from .base import ClassifierTask
 from .training import classification_scores, correct_predictions, embed, to_device_tensor
 
 __all__ = ["CrossTaskSVM"]
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
 
 
 class CrossTaskSVM(ClassifierTask):
@@ -63,7 +59,7 @@ class CrossTaskSVM(ClassifierTask):
         "d_train_split": Param("train", str, "split of D the SVM is fitted on"),
         "d_test_split": Param("test", str, "split of D the SVM is scored on"),
         "svm_kernel": Param("rbf", str, "SVM kernel", choices=("linear", "rbf")),
-        "svm_c": Param(1.0, float, "SVM regularisation C", check=_positive),
+        "svm_c": Param(1.0, float, "SVM regularisation C", check=positive),
     }
     scores: ClassVar[dict[str, str]] = {
         "accuracy": "SVM accuracy on D's test split",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from medsynbench.data import DataSplits, ImageSet
 from medsynbench.kinds import RunContext
-from medsynbench.params import Param
+from medsynbench.params import Param, in_range, positive, positive_int
 
 from .base import ClassifierTask
 from .training import (
@@ -40,17 +40,7 @@ from .training import train_linear_head as fit_head
 
 __all__ = ["FeatureExtraction", "stratified_fraction"]
 
-
-def _fraction(value: float) -> str | None:
-    return None if 0 < value <= 1 else f"must be in (0, 1], got {value}"
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
-
-
-def _positive_int(value: int) -> str | None:
-    return None if value > 0 else f"must be a positive integer, got {value}"
+_FRACTION = in_range(0, 1, low_open=True)
 
 
 def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -78,10 +68,10 @@ class FeatureExtraction(ClassifierTask):
         **ClassifierTask.parameters,
         "finetune_fraction": Param(
             0.5, float, "stratified fraction of the real training split used to fine-tune",
-            check=_fraction,
+            check=_FRACTION,
         ),
-        "finetune_epochs": Param(20, int, "epochs of last-layer fine-tuning", check=_positive_int),
-        "finetune_lr": Param(1e-2, float, "Adam learning rate of the fine-tuning", check=_positive),
+        "finetune_epochs": Param(20, int, "epochs of last-layer fine-tuning", check=positive_int),
+        "finetune_lr": Param(1e-2, float, "Adam learning rate of the fine-tuning", check=positive),
     }
     scores: ClassVar[dict[str, str]] = {
         **ClassifierTask.scores,
