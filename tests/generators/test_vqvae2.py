@@ -145,6 +145,48 @@ def test_pixelcnn_is_causal() -> None:
     assert flat[:, position + 1 :].max() > 0  # later positions do
 
 
+def test_pixelcnn_strip_logits_equal_the_whole_map() -> None:
+    """Sampling runs the network on the ``reach`` rows above a position and the head on that
+    pixel: the logits must be the whole map's, and rows above the strip must not matter."""
+    torch.manual_seed(0)
+    prior = GatedPixelCNN(10, 16, 3, n_classes=3, cond_codes=7, cond_scale=2).eval()
+    codes = torch.randint(0, 10, (2, 12, 8))
+    labels = torch.tensor([1, 2])
+    cond = prior._condition(labels, torch.randint(0, 7, (2, 6, 4)))
+    with torch.no_grad():
+        full = prior._logits(codes, cond)
+        for i in range(12):
+            top = max(0, i - prior.reach)
+            for j in range(8):
+                strip = prior._logits(codes[:, top : i + 1], cond, top, j)[:, :, 0, 0]
+                torch.testing.assert_close(strip, full[:, :, i, j], rtol=1e-5, atol=1e-5)
+        # reach is tight: the row just inside the strip does reach position (i, 0)
+        i = 11
+        changed = codes.clone()
+        changed[:, i - prior.reach] = (changed[:, i - prior.reach] + 1) % 10
+        assert (prior._logits(changed, cond)[:, :, i] - full[:, :, i]).abs().max() > 0
+        changed = codes.clone()
+        changed[:, : i - prior.reach] = (changed[:, : i - prior.reach] + 1) % 10
+        assert torch.equal(prior._logits(changed, cond)[:, :, i], full[:, :, i])
+
+
+def test_pixelcnn_sample_draws_what_the_whole_map_draws() -> None:
+    torch.manual_seed(1)
+    prior = GatedPixelCNN(10, 16, 3, n_classes=2).eval()
+    labels = torch.tensor([0, 1, 1])
+    drawn = prior.sample(3, (9, 7), torch.Generator().manual_seed(5), torch.device("cpu"), labels)
+    # the same inverse-CDF draws on the whole map, position by position
+    gen = torch.Generator().manual_seed(5)
+    uniforms = torch.rand(3, 9, 7, generator=gen, dtype=torch.float64)
+    codes = torch.zeros(3, 9, 7, dtype=torch.long)
+    with torch.no_grad():
+        for i in range(9):
+            for j in range(7):
+                probs = torch.softmax(prior(codes, labels)[:, :, i, j].double(), dim=1)
+                codes[:, i, j] = (probs.cumsum(1) < uniforms[:, i, j, None]).sum(1).clamp_max(9)
+    assert torch.equal(drawn, codes)
+
+
 @pytest.mark.gpu
 def test_cuda_amp_fit_and_deterministic_sample(tmp_path: Path) -> None:
     splits = make_toy_splits(n_per_class=16, size=16, channels=3)
