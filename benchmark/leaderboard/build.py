@@ -164,6 +164,25 @@ def _finite_json(value: Any) -> Any:
     return value
 
 
+def _previous_document(path: Path) -> dict[str, Any] | None:
+    """The leaderboard document already in ``path`` (None: none, or not readable as one)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _same_board(previous: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
+    """Whether two leaderboard documents differ only in when they were generated: then the
+    rebuilt folder keeps the old date, so republishing a site leaves unchanged boards
+    byte-identical (the plots are deterministic too, :mod:`.plots`)."""
+    strip = {"generated"}
+    return ({k: v for k, v in previous.items() if k not in strip}
+            == {k: v for k, v in document.items() if k not in strip}
+            and "generated" in previous)
+
+
 def build_site(
     loaded: Sequence[Loaded],
     out: str | Path,
@@ -186,7 +205,8 @@ def build_site(
     site = Path(out)
     try:
         site.mkdir(parents=True, exist_ok=True)
-        if (site / "leaderboard.json").exists():
+        previous = _previous_document(site / "leaderboard.json")
+        if previous is not None:
             for folder in ("plots", "samples"):
                 shutil.rmtree(site / folder, ignore_errors=True)
         document = build_leaderboard(merged)
@@ -195,6 +215,8 @@ def build_site(
 
         document["plots"] = write_plots(document, site)
         document = check_leaderboard(_finite_json(document), site / "leaderboard.json")
+        if previous is not None and _same_board(previous, document):
+            document["generated"] = previous["generated"]  # unchanged board: unchanged files
         write_atomic_many({  # all four or none: a full disk never leaves a mixed or cut board
             site / "leaderboard.json": json.dumps(document, indent=2, allow_nan=False) + "\n",
             site / "leaderboard.csv": render_csv(document),

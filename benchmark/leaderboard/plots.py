@@ -77,8 +77,11 @@ def _save(figure: Figure, directory: Path, slug: str) -> dict[str, str]:
     figure.tight_layout()
     # tight: the saved area grows to hold every label (colour-bar label, scatter key)
     figure.savefig(directory / f"{slug}.png", dpi=_DPI, bbox_inches="tight", pad_inches=0.1)
-    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
-        figure.savefig(directory / f"{slug}.svg", bbox_inches="tight", pad_inches=0.1)
+    # text stays text (small, searchable); a fixed id salt and no date: the same board gives
+    # the same bytes, so a republished site changes only where a board changed
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "medsynbench"}):
+        figure.savefig(directory / f"{slug}.svg", bbox_inches="tight", pad_inches=0.1,
+                       metadata={"Date": None})
     plt.close(figure)
     return {"png": f"{directory.name}/{slug}.png", "svg": f"{directory.name}/{slug}.svg"}
 

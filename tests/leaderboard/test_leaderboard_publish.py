@@ -18,7 +18,7 @@ from leaderboard_fixtures import (
 )
 from medsynbench.errors import MedSynBenchError, ResultsError
 from medsynbench.leaderboard import cli, read_leaderboard
-from medsynbench.leaderboard.publish import find_embedded_images, publish
+from medsynbench.leaderboard.publish import find_embedded_images, publish, regenerate_site
 from PIL import Image
 
 
@@ -84,6 +84,26 @@ def test_register_publish_two_submissions_and_regenerate(tmp_path: Path) -> None
     assert 'href="demo-1/index.html"' in (root / "site" / "index.html").read_text()
     # the submission id is a content hash: the same results get the same id (and replace it)
     assert publish(second, root, check_only=True).submission_id == report.submission_id
+
+
+def test_republishing_leaves_unchanged_boards_byte_identical(tmp_path: Path) -> None:
+    """Regenerating the site rebuilds every board; one whose submissions did not change keeps
+    its bytes (its date, deterministic plot ids), so a publish diff shows only what changed."""
+    root = tmp_path / "leaderboard"
+    results = write_results(tmp_path / "a", make_results(standard_entries()[:3]))
+    assert run_cli("publish", str(results), "--root", str(root), "--register-suite") == 0
+    site = root / "site"
+    before = {name: (site / name).read_bytes() for name in files_under(site)}
+    assert any(name.endswith(".svg") for name in before)
+    regenerate_site(root)
+    assert {name: (site / name).read_bytes() for name in files_under(site)} == before
+    # a changed board gets a new date
+    board = site / "demo-1" / "leaderboard.json"
+    document = json.loads(board.read_text())
+    document["generated"], document["entries"] = "2000-01-01T00:00:00+00:00", []
+    board.write_text(json.dumps(document))
+    regenerate_site(root)
+    assert json.loads(board.read_text())["generated"] != "2000-01-01T00:00:00+00:00"
 
 
 def test_check_only_writes_nothing(tmp_path: Path) -> None:
