@@ -19,18 +19,23 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import torch
+from medsynbench import Generator, ImageSet, RunContext
 from medsynbench.cache import write_atomic
 from medsynbench.errors import GeneratorError, PluginError
 from medsynbench.params import Param
 
+from .training import check_counts, measure_sampling, resolve_device
+
 __all__ = [
     "DIGEST",
+    "ClassSampler",
     "check_images",
     "labels_for",
     "match_channels",
@@ -200,3 +205,59 @@ def read_manifest(workdir: Path, plugin: str) -> dict[str, Any]:
         )
     facts: dict[str, Any] = json.loads(path.read_text())
     return facts
+
+
+class ClassSampler(Generator):
+    """Base of the generators that draw a pretrained model's images class by class
+    (``diffusers``, ``monai``): the manifest ``fit`` wrote, the loop over classes in ``sample``
+    and the efficiency probe with the entry's own sample parameters.
+
+    A subclass sets ``self._manifest`` in ``fit`` (``load`` reads it back) and implements
+    :meth:`_class_images`; :meth:`_finish` may adapt each class's images to the dataset.
+    """
+
+    _manifest: dict[str, Any] | None = None
+    _last_params: Mapping[str, Any] | None = None  # the entry's, for efficiency()
+
+    def _class_images(self, cls: int, n: int, seed: int, device: torch.device,
+                      params: Mapping[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _finish(self, images: np.ndarray) -> np.ndarray:
+        """One class's images as the dataset holds them (default: as drawn)."""
+        return images
+
+    def load(self, workdir: Path, ctx: RunContext) -> None:
+        """Read what ``fit`` checked; models load on first use."""
+        self._manifest = read_manifest(workdir, self.name)
+
+    def sample(
+        self, counts: Sequence[int], seed: int, ctx: RunContext, **sample_params: Any
+    ) -> ImageSet:
+        """``counts[c]`` images of class ``c``, class by class."""
+        if self._manifest is None:
+            raise GeneratorError(f"generator {self.name!r}: sample() called before fit() or load()")
+        params = self.validate_sample(sample_params)
+        self._last_params = params
+        values = check_counts(counts, len(self._manifest["class_names"]), self.name)
+        device = resolve_device(ctx)
+        parts = []
+        with ctx.progress(f"{self.name} sampling", total=sum(values)) as task:
+            for cls, n in enumerate(values):
+                if n:
+                    parts.append(self._finish(self._class_images(cls, n, seed, device, params)))
+                    task.advance(n)
+        return ImageSet(np.concatenate(parts), labels_for(values))
+
+    def efficiency(
+        self, ctx: RunContext, image_shape: tuple[int, int, int]
+    ) -> dict[str, float | None]:
+        """Peak GPU memory (MB) for 8 images of class 0 (None on CPU) and seconds per 1000,
+        with the sample parameters of the last :meth:`sample` call (the entry's), else the
+        defaults."""
+        if self._manifest is None:
+            return {}
+        device = resolve_device(ctx)
+        params = self._last_params or self.validate_sample({})
+        return measure_sampling(lambda n: self._class_images(0, n, 0, device, params), device,
+                                n_timed=64 if device.type == "cuda" else 8)

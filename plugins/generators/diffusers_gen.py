@@ -35,22 +35,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from medsynbench import Generator, ImageSet, Param, RunContext
+from medsynbench import ImageSet, Param, RunContext
 from medsynbench.errors import GeneratorError, ParameterError, WeightsError
 from medsynbench.params import did_you_mean, positive
 
 from .byo import (
     DIGEST,
-    labels_for,
+    ClassSampler,
     match_channels,
     models_digest,
     pin_digest,
-    read_manifest,
     require_module,
     to_uint8,
     write_manifest,
 )
-from .training import check_counts, measure_sampling, resolve_device, torch_generator
+from .training import resolve_device, torch_generator
 
 __all__ = ["Diffusers"]
 
@@ -137,7 +136,7 @@ def _scheduler_check(value: Any) -> str | None:
     return None
 
 
-class Diffusers(Generator):
+class Diffusers(ClassSampler):
     """A local diffusers pipeline folder: unconditional per class, class-labelled or prompted."""
 
     name: ClassVar[str] = "diffusers"
@@ -179,7 +178,6 @@ class Diffusers(Generator):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._manifest: dict[str, Any] | None = None
-        self._last_params: Mapping[str, Any] | None = None  # the entry's, for efficiency()
         self._loaded: tuple[Path, Any] | None = None
 
     # ------------------------------------------------------------------ validation
@@ -435,38 +433,10 @@ class Diffusers(Generator):
 
     def load(self, workdir: Path, ctx: RunContext) -> None:
         """Read what ``fit`` checked; pipelines load on first use."""
-        self._manifest = read_manifest(workdir, self.name)
-        self.conditioning = self._manifest["conditioning"]
+        super().load(workdir, ctx)
+        self.conditioning = self._manifest["conditioning"]  # type: ignore[index]
 
-    def sample(
-        self, counts: Sequence[int], seed: int, ctx: RunContext, **sample_params: Any
-    ) -> ImageSet:
-        """``counts[c]`` images of class ``c``; image ``i`` of a class has its own generator."""
-        if self._manifest is None:
-            raise GeneratorError("generator 'diffusers': sample() called before fit() or load()")
-        params = self.validate_sample(sample_params)
-        self._last_params = params
-        values = check_counts(counts, len(self._manifest["class_names"]), self.name)
-        shape = self._manifest["image_shape"]
-        device = resolve_device(ctx)
-        parts = []
-        with ctx.progress("diffusers sampling", total=sum(values)) as task:
-            for cls, n in enumerate(values):
-                if n:
-                    images = self._class_images(cls, n, seed, device, params)
-                    parts.append(self._fit_dataset(images, shape))
-                    task.advance(n)
-        return ImageSet(np.concatenate(parts), labels_for(values))
-
-    def efficiency(
-        self, ctx: RunContext, image_shape: tuple[int, int, int]
-    ) -> dict[str, float | None]:
-        """Peak GPU memory (MB) for 8 images of class 0 (None on CPU) and seconds per 1000,
-        with the sample parameters of the last :meth:`sample` call (the entry's), else the
-        defaults."""
-        if self._manifest is None:
-            return {}
-        device = resolve_device(ctx)
-        params = self._last_params or self.validate_sample({})
-        return measure_sampling(lambda n: self._class_images(0, n, 0, device, params), device,
-                                n_timed=64 if device.type == "cuda" else 8)
+    def _finish(self, images: np.ndarray) -> np.ndarray:
+        """Image ``i`` of a class has its own generator (:meth:`_class_images`); here the
+        pipeline's output is matched to the dataset's size and channels."""
+        return self._fit_dataset(images, self._manifest["image_shape"])  # type: ignore[index]

@@ -35,26 +35,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from medsynbench import Generator, ImageSet, Param, RunContext
+from medsynbench import ImageSet, Param, RunContext
 from medsynbench.errors import DataError, GeneratorError, ParameterError, WeightsError
 from medsynbench.params import positive
 
 from ..datasets.ct import montage_slices, tile_montages
 from .byo import (
     DIGEST,
-    labels_for,
+    ClassSampler,
     match_channels,
     models_digest,
     pin_digest,
-    read_manifest,
     require_module,
     to_uint8,
     write_manifest,
 )
 from .training import (
-    check_counts,
     class_seed,
-    measure_sampling,
     resolve_device,
     torch_generator,
 )
@@ -77,7 +74,7 @@ def _shape_check(value: Any) -> str | None:
     return None if ok else f"must be a list of positive sides, e.g. [64, 64, 32], got {value!r}"
 
 
-class Monai(Generator):
+class Monai(ClassSampler):
     """A MONAI diffusion network + noise scheduler from a bundle or checkpoint (2-D or 3-D)."""
 
     name: ClassVar[str] = "monai"
@@ -122,7 +119,6 @@ class Monai(Generator):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._manifest: dict[str, Any] | None = None
-        self._last_params: Mapping[str, Any] | None = None  # the entry's, for efficiency()
         self._loaded: tuple[Path, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ validation
@@ -377,42 +373,6 @@ class Monai(Generator):
                 task.advance(1)
         write_manifest(workdir, self._manifest)
         return {"steps": 0, "train_seconds": 0.0}
-
-    def load(self, workdir: Path, ctx: RunContext) -> None:
-        """Read what ``fit`` checked; models load on first use."""
-        self._manifest = read_manifest(workdir, self.name)
-
-    def sample(
-        self, counts: Sequence[int], seed: int, ctx: RunContext, **sample_params: Any
-    ) -> ImageSet:
-        """``counts[c]`` images of class ``c`` (3-D: cut from ⌈counts[c] / images_per_volume⌉
-        volumes)."""
-        if self._manifest is None:
-            raise GeneratorError("generator 'monai': sample() called before fit() or load()")
-        params = self.validate_sample(sample_params)
-        self._last_params = params
-        values = check_counts(counts, len(self._class_names), self.name)
-        device = resolve_device(ctx)
-        parts = []
-        with ctx.progress("monai sampling", total=sum(values)) as task:
-            for cls, n in enumerate(values):
-                if n:
-                    parts.append(self._class_images(cls, n, seed, device, params))
-                    task.advance(n)
-        return ImageSet(np.concatenate(parts), labels_for(values))
-
-    def efficiency(
-        self, ctx: RunContext, image_shape: tuple[int, int, int]
-    ) -> dict[str, float | None]:
-        """Peak GPU memory (MB) for 8 images of class 0 (None on CPU) and seconds per 1000,
-        with the sample parameters of the last :meth:`sample` call (the entry's), else the
-        defaults."""
-        if self._manifest is None:
-            return {}
-        device = resolve_device(ctx)
-        params = self._last_params or self.validate_sample({})
-        return measure_sampling(lambda n: self._class_images(0, n, 0, device, params), device,
-                                n_timed=64 if device.type == "cuda" else 8)
 
 
 def _torch_load(path: Path) -> Any:
