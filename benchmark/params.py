@@ -113,9 +113,9 @@ def _numbers(value: Any) -> list[float] | str:
 
 def _positive_int(value: Any) -> str | None:
     numbers = _numbers(value)
-    if isinstance(numbers, str) or all(v > 0 for v in numbers):
-        return None if not isinstance(numbers, str) else numbers
-    return f"must be a positive integer, got {value!r}"
+    if isinstance(numbers, str):
+        return numbers
+    return None if all(v > 0 for v in numbers) else f"must be a positive integer, got {value!r}"
 
 
 #: The checks most parameters need (a count, a rate, a weight).
