@@ -167,9 +167,6 @@ def render_patch(
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-_check_count = nonnegative
-
-
 class PhantomPathology(Dataset):
     """Procedural H&E-like patches: inflammatory, necrosis, stroma, tumor, fat, gland."""
 
@@ -184,10 +181,10 @@ class PhantomPathology(Dataset):
     parameters: ClassVar[dict[str, Param]] = {
         "resolution": Param(64, int, "patch side in pixels",
                             check=lambda v: None if 16 <= v <= 1024 else "must be 16..1024"),
-        "n_train": Param(200, int, "training patches per class", check=_check_count),
+        "n_train": Param(200, int, "training patches per class", check=nonnegative),
         "n_val": Param(20, int, "validation patches per class (0: no val split)",
-                       check=_check_count),
-        "n_test": Param(100, int, "test patches per class", check=_check_count),
+                       check=nonnegative),
+        "n_test": Param(100, int, "test patches per class", check=nonnegative),
         "seed": Param(0, int, "generation seed"),
         "mix": Param(0.25, float, "largest fraction of a patch showing another class's tissue",
                      check=in_range(0, 0.5)),

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from medsynbench.data import ImageSet
 from medsynbench.errors import DataError, ParameterError, WeightsError
 from medsynbench.kinds import Encoder, RunContext
-from medsynbench.params import Param, nonnegative, positive_int
+from medsynbench.params import Param, nonnegative, positive, positive_int
 from medsynbench.plugins.generators.vq import VQAutoencoder
 
 from ._common import check_images, encode_batched, resolve_device, to_unit_rgb
@@ -70,10 +70,10 @@ class VQVAECodes(Encoder):
         "n_res": Param(2, int, "residual blocks in encoder and decoder", check=nonnegative),
         "steps": Param(3000, int, "training steps", check=positive_int),
         "batch_size": Param(64, int, "images per training / encoding batch", check=positive_int),
-        "lr": Param(3e-4, float, "Adam learning rate", check=positive_int),
+        "lr": Param(3e-4, float, "Adam learning rate", check=positive),
         "decay": Param(0.99, float, "EMA decay of the codebook",
                        check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
-        "commitment": Param(0.25, float, "commitment loss weight", check=positive_int),
+        "commitment": Param(0.25, float, "commitment loss weight", check=positive),
         "resolution": Param(None, int, "input size; default the training images' own size",
                             nullable=True, check=positive_int),
     }

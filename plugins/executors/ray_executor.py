@@ -28,12 +28,11 @@ from typing import Any, ClassVar
 
 from medsynbench.errors import ExecutorError
 from medsynbench.kinds import Executor
-from medsynbench.params import Param, at_least, nonnegative
+from medsynbench.params import Param, nonnegative, positive_int
 from medsynbench.plan import Plan, UnitOutcome, outcome_line
 
 __all__ = ["RayExecutor", "check_reachable"]
 
-_POSITIVE = at_least(1)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -79,7 +78,7 @@ class RayExecutor(Executor):
                          "`ray start` runs on this machine) or HOST:PORT of its head; null: a "
                          "private Ray instance on this machine", nullable=True),
         "num_cpus": Param(None, int, "CPUs of the private instance (null: all of them); "
-                          "ignored with an address", nullable=True, check=_POSITIVE),
+                          "ignored with an address", nullable=True, check=positive_int),
         "max_retries": Param(2, int, "times Ray re-runs a unit whose worker died; the unit "
                              "resumes from its partial work directory", check=nonnegative),
     }

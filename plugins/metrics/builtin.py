@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 from medsynbench.errors import DataError
 from medsynbench.kinds import Metric, MetricInputs, Quantity, RunContext
-from medsynbench.params import Param, at_least
+from medsynbench.params import Param, at_least, positive_int
 
 from .frechet import fid, kid
 from .manifold import knn_privacy, prdc
@@ -25,7 +25,6 @@ __all__ = [
     "PRDCMetric",
 ]
 
-_POSITIVE = at_least(1)
 
 
 def _distance(inputs: MetricInputs) -> str:
@@ -56,7 +55,7 @@ class KIDMetric(Metric):
     description = "Kernel distance (KID): unbiased MMD², cubic polynomial kernel, subsets"
     input = "features"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "subsets": Param(100, int, "number of random subsets", check=_POSITIVE),
+        "subsets": Param(100, int, "number of random subsets", check=positive_int),
         "subset_size": Param(1000, int, "points per subset (capped at the set sizes)",
                              check=at_least(2)),
     }
@@ -79,7 +78,7 @@ class PRDCMetric(Metric):
     input = "any"
     parameters: ClassVar[Mapping[str, Param]] = {
         "k": Param(5, int, "nearest neighbours (5: Naeem et al.; 3: Kynkäänniemi et al.)",
-                   check=_POSITIVE, extra={"below_reference": True}),
+                   check=positive_int, extra={"below_reference": True}),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {
         "precision": Quantity("fidelity", True, "synthetic inside the real k-NN manifold"),
@@ -101,7 +100,7 @@ class KNNPrivacyMetric(Metric):
     description = "k-NN fidelity F, privacy P, F^p (Hamming on codes, Euclidean on features)"
     input = "any"
     parameters: ClassVar[Mapping[str, Param]] = {
-        "k": Param(5, int, "nearest neighbours defining the real manifold", check=_POSITIVE,
+        "k": Param(5, int, "nearest neighbours defining the real manifold", check=positive_int,
                    extra={"below_reference": True}),
     }
     quantities: ClassVar[Mapping[str, Quantity]] = {

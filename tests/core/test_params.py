@@ -61,3 +61,15 @@ def test_checks_reach_the_suite_message() -> None:
         "tasks[0].epochs: must be a positive integer, got 0",
         "tasks[0].ratio: must be in (0, 1], got 0.0",
     )
+
+
+def test_a_float_parameter_is_not_called_an_integer() -> None:
+    """Float rates use ``positive``; ``positive_int`` is for counts (its message says so)."""
+    from medsynbench.registry import get_registry
+
+    with pytest.raises(ParameterError) as err:
+        get_registry().create("encoder", "vqvae-codes", {"lr": 0.0, "commitment": -1.0})
+    assert err.value.problems == (
+        "vqvae-codes.lr: must be > 0, got 0.0",
+        "vqvae-codes.commitment: must be > 0, got -1.0",
+    )
